@@ -1,0 +1,156 @@
+"""ONE adapter over Hugging Face vision-language models.
+
+Everything diagnosis and training need from a model goes through ``VLMAdapter``: building inputs
+with the family's own processor and chat template, option-letter scoring from one forward pass,
+generation, and masks of image-token positions. What differs between families lives in a
+``FamilySpec`` (see ``modint.models.specs``), never in a subclass.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from modint.data.sample import OPTION_LETTERS, Sample
+from modint.models.prompts import chat_messages, parse_answer
+from modint.models.specs import FamilySpec, spec_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EncodedBatch:
+    """Model inputs for a list of samples plus the positions modint needs to know about."""
+
+    inputs: dict[str, torch.Tensor]
+    answer_index: torch.Tensor  # [B] position whose logits predict the answer letter
+    image_token_mask: torch.Tensor  # [B, L] True at image-token positions
+    samples: list[Sample]
+
+
+@dataclass
+class Scored:
+    """Option probabilities (softmax over option letters) and the argmax prediction."""
+
+    probs: np.ndarray
+    pred: int
+
+
+class VLMAdapter:
+    """A model, its processor and its family spec. Samples must carry decoded PIL images
+    (``modint.data.load_image``) or None (text only)."""
+
+    def __init__(self, model: Any, processor: Any, spec: FamilySpec | None = None, name: str | None = None):
+        self.model = model
+        self.processor = processor
+        self.spec = spec or spec_for(model.config.model_type)
+        self.name = name or getattr(model.config, "_name_or_path", "") or self.spec.model_type
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self._letter_ids: dict[str, list[int]] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ----- inputs ---------------------------------------------------------------------------
+    def prompt(self, sample: Sample) -> str:
+        """The exact text the model sees (image placeholders not yet expanded)."""
+        messages = chat_messages(sample, has_image=sample.image is not None,
+                                 system_prompt=self.spec.system_prompt)
+        return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+
+    def encode(self, samples: Sequence[Sample], padding_side: str = "right") -> EncodedBatch:
+        """Tokenise prompts and preprocess images for a batch (mixed image / text-only allowed).
+
+        Scoring uses right padding: real tokens keep positions 0..n-1 as in a one-sample batch,
+        so no family needs explicit position ids; the answer is read at each row's last token.
+        """
+        samples = list(samples)
+        texts = [self.prompt(s) for s in samples]
+        images = [s.image for s in samples if s.image is not None]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if images:
+            kwargs["images"] = images
+        old_side = self.tokenizer.padding_side
+        self.tokenizer.padding_side = padding_side
+        try:
+            inputs = dict(self.processor(**kwargs))
+        finally:
+            self.tokenizer.padding_side = old_side
+        inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        mask = inputs["attention_mask"]
+        if padding_side == "right":
+            answer_index = mask.sum(dim=1) - 1
+        else:
+            answer_index = torch.full((mask.shape[0],), mask.shape[1] - 1, device=mask.device)
+        image_token_mask = inputs["input_ids"] == self.image_token_id
+        return EncodedBatch(inputs, answer_index, image_token_mask, samples)
+
+    @property
+    def image_token_id(self) -> int:
+        return int(getattr(self.model.config, "image_token_id", None)
+                   or self.tokenizer.convert_tokens_to_ids(self.spec.image_token))
+
+    # ----- scoring --------------------------------------------------------------------------
+    def letter_token_ids(self, letter: str) -> list[int]:
+        """Token ids that spell exactly ``letter``: "A" and " A" are different tokens in most
+        tokenizers, and which one follows the generation prompt depends on the template."""
+        if letter not in self._letter_ids:
+            ids = []
+            for text in (letter, " " + letter):
+                enc = self.tokenizer.encode(text, add_special_tokens=False)
+                if len(enc) == 1 and self.tokenizer.decode(enc).strip() == letter and enc[0] not in ids:
+                    ids.append(enc[0])
+            if not ids:
+                raise ValueError(f"tokenizer of {self.name} has no single token for option letter {letter!r}")
+            self._letter_ids[letter] = ids
+        return self._letter_ids[letter]
+
+    def answer_logits(self, batch: EncodedBatch, **forward_kwargs: Any) -> torch.Tensor:
+        """Next-token logits at each row's answer position, [B, V], from one forward pass."""
+        keep = torch.unique(batch.answer_index)
+        out = self.model(**batch.inputs, logits_to_keep=keep, **forward_kwargs)
+        rows = torch.arange(len(batch.samples), device=keep.device)
+        cols = torch.searchsorted(keep, batch.answer_index)
+        return out.logits[rows, cols].float()
+
+    def option_logits(self, logits: torch.Tensor, n_options: int) -> torch.Tensor:
+        """Per-option scores from next-token logits [..., V]: logsumexp over each letter's
+        token variants, so "A" and " A" both count as choosing A."""
+        columns = []
+        for letter in OPTION_LETTERS[:n_options]:
+            ids = torch.tensor(self.letter_token_ids(letter), device=logits.device)
+            columns.append(torch.logsumexp(logits[..., ids], dim=-1))
+        return torch.stack(columns, dim=-1)
+
+    @torch.no_grad()
+    def score(self, samples: Sequence[Sample]) -> list[Scored]:
+        """Probabilities over option letters for each sample, from ONE forward pass."""
+        batch = self.encode(samples)
+        logits = self.answer_logits(batch)
+        results = []
+        for i, sample in enumerate(batch.samples):
+            probs = torch.softmax(self.option_logits(logits[i], len(sample.options)), dim=-1)
+            probs = probs.double().cpu().numpy()
+            results.append(Scored(probs=probs, pred=int(np.argmax(probs))))
+        return results
+
+    @torch.no_grad()
+    def generate(self, samples: Sequence[Sample], max_new_tokens: int = 10,
+                 repetition_penalty: float = 1.2) -> list[str]:
+        """Greedy answers (the published decoding), left-padded as generation requires."""
+        batch = self.encode(samples, padding_side="left")
+        out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                  repetition_penalty=repetition_penalty,
+                                  pad_token_id=self.tokenizer.pad_token_id)
+        new_tokens = out[:, batch.inputs["input_ids"].shape[1]:]
+        return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+
+    def parse(self, text: str, sample: Sample) -> int | None:
+        return parse_answer(text, sample.options)

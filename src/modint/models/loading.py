@@ -1,0 +1,76 @@
+"""Resolve ``--model`` (a built-in name, a local directory or a hub id) to a VLMAdapter."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import torch
+
+from modint.models.adapter import VLMAdapter
+
+log = logging.getLogger(__name__)
+
+TINY_PREFIX = "tiny-random-"
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+class ModelLoadError(RuntimeError):
+    """A model that cannot be loaded; the message says which and why."""
+
+
+def resolve_dtype(dtype: str | None, device: str) -> torch.dtype:
+    """``auto`` means fp32 on CPU (bf16 matmuls are ~100x slower there) and bf16 elsewhere."""
+    if dtype in (None, "auto"):
+        return torch.float32 if device == "cpu" else torch.bfloat16
+    try:
+        return DTYPES[dtype]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
+
+
+def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", device_map: str | None = None,
+                 trust_remote_code: bool = False, seed: int = 0) -> VLMAdapter:
+    """Load ``model``: ``tiny-random-FAMILY`` (built in memory), a local directory, or a hub id."""
+    torch_dtype = resolve_dtype(dtype, device)
+    if model.startswith(TINY_PREFIX):
+        from modint.models.tiny import build_tiny
+
+        family = model[len(TINY_PREFIX):].replace("-", "_") if model[len(TINY_PREFIX):] not in ("blip-2",) else "blip-2"
+        try:
+            hf_model, processor = build_tiny(family, seed=seed)
+        except KeyError as exc:
+            raise ModelLoadError(str(exc.args[0])) from None
+        hf_model = hf_model.to(device=device, dtype=torch_dtype).eval()
+        return VLMAdapter(hf_model, processor, name=model)
+
+    path = Path(model).expanduser()
+    if not path.is_dir() and not _HUB_ID.match(model):
+        raise ModelLoadError(f"model {model!r}: no such directory, and not a hub id (owner/name)")
+    if not path.is_dir() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        log.info("HF_HUB_OFFLINE=1: %s must already be in the local cache", model)
+    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+
+    source = str(path) if path.is_dir() else model
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
+        if device_map:
+            kwargs["device_map"] = device_map
+        hf_model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"model {model!r}: cannot load ({first})") from None
+    if not device_map:
+        hf_model = hf_model.to(device)
+    from modint.models.specs import SPECS
+
+    if config.model_type not in SPECS:
+        raise ModelLoadError(f"model {model!r}: family {config.model_type!r} is not supported "
+                             f"(supported: {', '.join(sorted(SPECS))})")
+    return VLMAdapter(hf_model.eval(), processor, name=model)
