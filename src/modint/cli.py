@@ -1,0 +1,215 @@
+"""The `modint` command line: argument parsing and printing only; the work is in the library."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Diagnose and mitigate modality interference in multimodal LLMs.")
+data_app = typer.Typer(no_args_is_help=True, help="Benchmarks: list them, preview perturbed samples.")
+zoo_app = typer.Typer(no_args_is_help=True, help="Models modint can build: tiny random models of each family.")
+app.add_typer(data_app, name="data")
+app.add_typer(zoo_app, name="zoo")
+
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_MODEL = "tiny-random-llava"
+
+
+def usage_error(message: str) -> None:
+    """One clear line on stderr and exit code 2: the user asked for something that isn't there."""
+    err.print(f"modint: error: {message}", markup=False, highlight=False)
+    raise typer.Exit(2)
+
+
+def failure(message: str) -> None:
+    err.print(f"modint: failed: {message}", markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+def _split_list(value: Optional[str]) -> Optional[list[str]]:
+    if value is None or value.strip() in ("", "all"):
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
+                    disable=not err.is_terminal and os.environ.get("MODINT_PROGRESS") != "1")
+
+
+@app.command()
+def diagnose(
+    model: str = typer.Option(DEFAULT_MODEL, help="Built-in name (tiny-random-llava), local directory or hub id."),
+    benchmark: str = typer.Option("mini", help="Registered benchmark name (see `modint data list`)."),
+    split: str = typer.Option("test", help="Benchmark split."),
+    conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: all that apply "
+                                             "to each family). See `modint data conditions`."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples, spread over families."),
+    batch_size: int = typer.Option(16, min=1, help="Inputs per forward pass."),
+    seed: int = typer.Option(0, help="Seed for perturbations and bootstrap CIs."),
+    out_dir: Path = typer.Option(Path("runs/diagnose"), "--out", help="Run directory (re-running resumes)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
+    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
+    device_map: Optional[str] = typer.Option(None, help="'auto' to spread a large model over devices."),
+    scoring: str = typer.Option("letters", help="letters: option-letter probabilities from one forward pass; "
+                                "generate: greedy decoding + robust parsing."),
+    switch_source: str = typer.Option("mixed", help="Images for switched_image: photos, benchmark or mixed."),
+    strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
+    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+    quiet: bool = typer.Option(False, help="Print no table."),
+) -> None:
+    """Run a model over a benchmark under clean and perturbed conditions; write records.jsonl,
+    summary.json, manifest.json and report.html into --out and print a table."""
+    from modint.data.registry import load_benchmark
+    from modint.data.sample import SampleError
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.models.loading import ModelLoadError, load_adapter
+
+    config = DiagnoseConfig(conditions=_split_list(conditions), seed=seed, batch_size=batch_size,
+                            scoring=scoring, strict=strict, switch_source=switch_source)
+    try:
+        config.check()
+        samples = load_benchmark(benchmark, split=split, limit=limit, seed=seed)
+    except (KeyError, ValueError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    try:
+        adapter = load_adapter(model, device=device, dtype=dtype, device_map=device_map,
+                               trust_remote_code=trust_remote_code, seed=seed)
+    except (ModelLoadError, ValueError) as exc:
+        usage_error(str(exc))
+    run_info = {"model": model, "benchmark": benchmark, "split": split, "limit": limit,
+                "command": "modint " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
+    with _progress() as bar:
+        task = bar.add_task("diagnose", total=None)
+        try:
+            summary = run_diagnosis(adapter, samples, out_dir, config,
+                                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                    run_info=run_info)
+        except SampleError as exc:
+            failure(f"{exc} (--strict)")
+    if summary and not quiet:
+        out.print(summary_table(summary))
+        out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+
+
+def summary_table(summary: dict) -> Table:
+    """Family x condition: accuracy with CI, delta with CI, flips, errors."""
+    table = Table(title=f"{summary.get('model')} on {summary.get('benchmark')}/{summary.get('split')}")
+    for name, justify in [("family", "left"), ("condition", "left"), ("n", "right"), ("acc %", "right"),
+                          ("95% CI", "right"), ("delta", "right"), ("delta 95% CI", "right"),
+                          ("flips %", "right"), ("harm/benef %", "right"), ("followed %", "right"),
+                          ("err", "right")]:
+        table.add_column(name, justify=justify)
+
+    def pct(v, signed=False):
+        return "–" if v is None else (f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}")
+
+    def ci(pair):
+        return "" if not pair or pair[0] is None else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+
+    for c in summary["conditions"]:
+        table.add_row(c["family"], c["condition"], str(c["n"]), pct(c["accuracy"]), ci(c["accuracy_ci95"]),
+                      pct(c["delta"], signed=True), ci(c["delta_ci95"]), pct(c["flip_rate"]),
+                      f"{pct(c['harmful_flip_rate'])}/{pct(c['beneficial_flip_rate'])}",
+                      pct(c.get("followed_distractor_rate")), str(c["errors"]))
+    return table
+
+
+@data_app.command("list")
+def data_list() -> None:
+    """List the registered benchmarks."""
+    from modint.data.registry import list_benchmarks
+
+    table = Table("benchmark", "description")
+    for name, description in list_benchmarks():
+        table.add_row(name, description)
+    out.print(table)
+
+
+@data_app.command("conditions")
+def data_conditions() -> None:
+    """List the perturbation conditions and the families they apply to."""
+    from modint.perturb import CONDITIONS, REFERENCE_CONDITION
+
+    table = Table("condition", "families", "description")
+    for name, cond in CONDITIONS.items():
+        fams = ", ".join(f + (" (reference)" if REFERENCE_CONDITION.get(f) == name else "") for f in sorted(cond.families))
+        table.add_row(name, fams, cond.description)
+    out.print(table)
+
+
+@data_app.command("preview")
+def data_preview(
+    sample_id: Optional[str] = typer.Argument(None, help="Sample id (default: the first of each family)."),
+    benchmark: str = typer.Option("mini"), split: str = typer.Option("test"),
+    seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("previews"), "--out", help="Folder for PNGs."),
+    switch_source: str = typer.Option("mixed"),
+) -> None:
+    """Write a PNG per sample showing it under every applicable condition."""
+    from modint.data.registry import load_benchmark
+    from modint.perturb import default_pools, save_preview
+
+    try:
+        samples = load_benchmark(benchmark, split=split, seed=seed)
+        pools = default_pools(samples, switch_source=switch_source)
+    except (KeyError, ValueError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    if sample_id is not None:
+        chosen = [s for s in samples if s.id == sample_id]
+        if not chosen:
+            usage_error(f"no sample {sample_id!r} in {benchmark}/{split}")
+    else:
+        chosen = [next(s for s in samples if s.family == f) for f in dict.fromkeys(s.family for s in samples)]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for s in chosen:
+        path = out_dir / f"{s.id}.png"
+        save_preview(s, path, seed=seed, pools=pools)
+        out.print(str(path))
+
+
+@app.command()
+def models() -> None:
+    """List the supported model families and how a checkpoint is recognised."""
+    from modint.models.specs import SPECS
+
+    table = Table("model_type (config.json)", "family", "example hub ids")
+    for spec in SPECS.values():
+        table.add_row(spec.model_type, spec.display_name, ", ".join(spec.hub_examples))
+    out.print(table)
+    out.print("Built in: tiny-random-<model_type> (random weights, for trying the pipeline).")
+
+
+@zoo_app.command("tiny")
+def zoo_tiny(family: str = typer.Argument(..., help="A transformers model_type, e.g. llava."),
+             out_dir: Path = typer.Option(..., "--out", help="Directory to write."),
+             seed: int = typer.Option(0)) -> None:
+    """Write a tiny random model of FAMILY with an offline processor (standard HF layout)."""
+    from modint.models.tiny import save_tiny
+
+    try:
+        path = save_tiny(family, out_dir, seed=seed)
+    except KeyError as exc:
+        usage_error(str(exc.args[0]))
+    out.print(f"wrote {path}")
+
+
+def main() -> None:
+    logging.basicConfig(level=os.environ.get("MODINT_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The diagnosis engine: samples x applicable conditions -> records -> summary.
+
+All conditions of a sample go into the same batch, so work they share (the sample's image, its
+prompt) is prepared together. Records are appended and flushed as produced; a re-run with the
+same output directory skips finished (id, condition) pairs. Under ``accelerate launch`` each rank
+takes a disjoint shard of the samples and rank 0 merges the shards into one run directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from modint.data.sample import Sample, SampleError, load_image, validate_sample
+from modint.diagnose import rundir
+from modint.diagnose.metrics import summarize
+from modint.perturb import REFERENCE_CONDITION, apply_condition, conditions_for, default_pools, get_condition
+
+log = logging.getLogger(__name__)
+
+SCORING_MODES = ("letters", "generate")
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class DiagnoseConfig:
+    conditions: list[str] | None = None  # None: every condition that applies to a family
+    seed: int = 0
+    batch_size: int = 16
+    scoring: str = "letters"
+    strict: bool = False
+    switch_source: str = "mixed"
+    max_new_tokens: int = 10
+    repetition_penalty: float = 1.2
+    n_boot: int = 2000
+    reference: dict[str, str] = field(default_factory=lambda: dict(REFERENCE_CONDITION))
+
+    def check(self) -> None:
+        if self.scoring not in SCORING_MODES:
+            raise ValueError(f"unknown scoring {self.scoring!r}; use one of {', '.join(SCORING_MODES)}")
+        for name in self.conditions or []:
+            get_condition(name)  # KeyError listing the known names
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+
+
+@dataclass
+class _Item:
+    sample: Sample
+    condition: str
+
+
+def plan(samples: Sequence[Sample], config: DiagnoseConfig) -> tuple[list[list[_Item]], list[dict]]:
+    """Work items grouped per sample, and error records for samples that cannot run at all
+    (invalid fields, duplicate ids). A family with no requested condition contributes nothing."""
+    groups: list[list[_Item]] = []
+    errors: list[dict] = []
+    seen: set[str] = set()
+    dup_count: dict[str, int] = {}
+    for sample in samples:
+        try:
+            names = conditions_for(sample.family, config.conditions)
+        except (KeyError, ValueError):
+            names = list(config.conditions or ["clean"])
+        problem = None
+        if sample.id in seen:
+            problem = f"sample {sample.id!r}: duplicate id (only the first is run)"
+        else:
+            try:
+                validate_sample(sample)
+            except SampleError as exc:
+                problem = str(exc)
+        if problem:
+            if config.strict:
+                raise SampleError(problem)
+            # A duplicate gets its own record id so that no (id, condition) appears twice.
+            dup_count[sample.id] = dup_count.get(sample.id, 0) + (sample.id in seen)
+            key = f"{sample.id}#dup{dup_count[sample.id]}" if sample.id in seen else sample.id
+            errors.extend(_error_record(sample, name, problem, record_id=key) for name in names)
+            seen.add(sample.id)
+            continue
+        seen.add(sample.id)
+        if names:
+            groups.append([_Item(sample, name) for name in names])
+    return groups, errors
+
+
+def _error_record(sample: Sample, condition: str, message: str, record_id: str | None = None) -> dict:
+    gold = sample.answer if isinstance(sample.answer, int) else None
+    return {"id": record_id or sample.id, "family": sample.family, "condition": condition, "gold": gold,
+            "pred": None, "correct": False, "probs": None, "error": message, "distractor": None,
+            "task": sample.meta.get("task") if isinstance(sample.meta, dict) else None}
+
+
+def _record(item: Sample, condition: str, probs: list[float] | None, pred: int | None,
+            response: str | None) -> dict:
+    record = {"id": item.id, "family": item.family, "condition": condition, "gold": item.answer,
+              "pred": pred, "correct": pred == item.answer, "probs": probs, "error": None,
+              "distractor": item.meta.get("distractor"), "task": item.meta.get("task")}
+    if response is not None:
+        record["response"] = response
+    if "switched_from" in item.meta:
+        record["switched_from"] = item.meta["switched_from"]
+    return record
+
+
+class Scorer:
+    """Turns prepared (perturbed, image-decoded) samples into records with one adapter call."""
+
+    def __init__(self, adapter: Any, config: DiagnoseConfig):
+        self.adapter = adapter
+        self.config = config
+
+    def __call__(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
+        samples = [s for s, _ in prepared]
+        if self.config.scoring == "letters":
+            scored = self.adapter.score(samples)
+            return [_record(s, c, [round(float(p), 6) for p in r.probs], r.pred, None)
+                    for (s, c), r in zip(prepared, scored)]
+        texts = self.adapter.generate(samples, max_new_tokens=self.config.max_new_tokens,
+                                      repetition_penalty=self.config.repetition_penalty)
+        return [_record(s, c, None, self.adapter.parse(t, s), t) for (s, c), t in zip(prepared, texts)]
+
+
+def _prepare(item: _Item, config: DiagnoseConfig, pools: Any) -> Sample:
+    perturbed = apply_condition(item.sample, item.condition, config.seed, pools)
+    return perturbed.replace(image=load_image(perturbed))
+
+
+def _run_batch(batch: list[_Item], scorer: Scorer, config: DiagnoseConfig, pools: Any) -> list[dict]:
+    """Records for a batch; a sample that fails (bad image, a model error on its input) becomes
+    an error record and the rest of the batch still runs."""
+    prepared, records = [], {}
+    for i, item in enumerate(batch):
+        try:
+            prepared.append((i, _prepare(item, config, pools), item.condition))
+        except SampleError as exc:
+            if config.strict:
+                raise
+            records[i] = _error_record(item.sample, item.condition, str(exc))
+    if prepared:
+        try:
+            for (i, _, _), rec in zip(prepared, scorer([(s, c) for _, s, c in prepared])):
+                records[i] = rec
+        except Exception as exc:
+            if config.strict or len(prepared) == 1:
+                if config.strict:
+                    raise
+                i, s, c = prepared[0]
+                records[i] = _error_record(batch[i].sample, c, f"sample {s.id!r} ({c}): model failed: "
+                                                               f"{type(exc).__name__}: {exc}")
+            else:  # isolate the failing sample by scoring one at a time
+                log.warning("batch failed (%s); retrying one sample at a time", exc)
+                for i, s, c in prepared:
+                    try:
+                        records[i] = scorer([(s, c)])[0]
+                    except Exception as one_exc:
+                        records[i] = _error_record(batch[i].sample, c, f"sample {s.id!r} ({c}): model failed: "
+                                                                       f"{type(one_exc).__name__}: {one_exc}")
+    return [records[i] for i in range(len(batch))]
+
+
+def _batches(groups: list[list[_Item]], batch_size: int) -> list[list[_Item]]:
+    """Pack whole sample groups into batches of about ``batch_size`` items."""
+    batches, current = [], []
+    for group in groups:
+        if current and len(current) + len(group) > batch_size:
+            batches.append(current)
+            current = []
+        current.extend(group)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _distributed_state():
+    """(rank, world size, barrier) from accelerate when launched with several processes."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1, lambda: None
+    from accelerate import PartialState
+
+    state = PartialState()
+    return state.process_index, state.num_processes, state.wait_for_everyone
+
+
+def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, config: DiagnoseConfig | None = None,
+                  progress: Progress | None = None, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Diagnose ``samples`` with ``adapter`` into ``out_dir``; returns the summary.
+
+    ``run_info`` (model, benchmark, split, command, ...) goes into summary.json / manifest.json.
+    """
+    config = config or DiagnoseConfig()
+    config.check()
+    run_info = dict(run_info or {})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    rank, world, barrier = _distributed_state()
+
+    groups, invalid = plan(samples, config)
+    pools = default_pools(list(samples), switch_source=config.switch_source)
+    final_path = out / rundir.RECORDS
+    own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
+    done = set(rundir.iter_keys(rundir.read_records(final_path)))
+    if own_path != final_path:
+        done |= set(rundir.iter_keys(rundir.read_records(own_path)))
+
+    groups = groups[rank::world]
+    invalid = [r for r in invalid if (r["id"], r["condition"]) not in done] if rank == 0 else []
+    todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
+    todo = [g for g in todo if g]
+    total = sum(len(g) for g in todo) + len(invalid)
+    scorer = Scorer(adapter, config)
+    produced = 0
+    with rundir.RecordWriter(own_path) as writer:
+        if invalid:
+            writer.write_many(invalid)
+            produced += len(invalid)
+            if progress:
+                progress(produced, total)
+        for batch in _batches(todo, config.batch_size):
+            writer.write_many(_run_batch(batch, scorer, config, pools))
+            produced += len(batch)
+            if progress:
+                progress(produced, total)
+    barrier()
+    if rank != 0:
+        barrier()
+        return {}
+    if world > 1:
+        _merge_rank_files(out, world)
+    records = rundir.read_records(final_path)
+    summary = {**{k: run_info.get(k) for k in ("model", "benchmark", "split")},
+               "seed": config.seed, "scoring": config.scoring,
+               **summarize(records, reference=config.reference, n_boot=config.n_boot, seed=config.seed)}
+    rundir.write_json(out / rundir.SUMMARY, summary)
+    elapsed = time.time() - started
+    rundir.write_json(out / rundir.MANIFEST, _manifest(adapter, samples, config, run_info, records,
+                                                       elapsed, produced, world))
+    try:
+        from modint.report.html import write_report
+
+        write_report(out)
+    except Exception as exc:  # the report must never cost the records or the summary
+        log.warning("could not write report.html: %s", exc)
+    barrier()
+    return summary
+
+
+def _merge_rank_files(out: Path, world: int) -> None:
+    final_path = out / rundir.RECORDS
+    keys = set(rundir.iter_keys(rundir.read_records(final_path)))
+    with rundir.RecordWriter(final_path) as writer:
+        for r in range(world):
+            shard = out / f"records.rank{r}.jsonl"
+            fresh = [rec for rec in rundir.read_records(shard) if (rec["id"], rec["condition"]) not in keys]
+            keys |= set(rundir.iter_keys(fresh))
+            writer.write_many(fresh)
+    for r in range(world):
+        (out / f"records.rank{r}.jsonl").unlink(missing_ok=True)
+
+
+def _manifest(adapter: Any, samples: Sequence[Sample], config: DiagnoseConfig, run_info: dict, records: list[dict],
+              elapsed: float, produced: int, world: int) -> dict[str, Any]:
+    import numpy
+    import torch
+    import transformers
+
+    import modint
+
+    model = getattr(adapter, "model", None)
+    mconf = getattr(model, "config", None)
+    processor = getattr(adapter, "processor", None)
+    image_processor = getattr(processor, "image_processor", None)
+    families: dict[str, int] = {}
+    for s in samples:
+        families[s.family] = families.get(s.family, 0) + 1
+    conditions = sorted({(r["family"], r["condition"]) for r in records})
+    return {
+        "model": {"id": run_info.get("model") or getattr(adapter, "name", None),
+                  "model_type": getattr(mconf, "model_type", None),
+                  "revision": getattr(mconf, "_commit_hash", None),
+                  "dtype": str(getattr(model, "dtype", "")).replace("torch.", ""),
+                  "device": str(getattr(adapter, "device", "")),
+                  "parameters": sum(p.numel() for p in model.parameters()) if model is not None else None},
+        "processor": {"class": type(processor).__name__ if processor is not None else None,
+                      "image_processor": type(image_processor).__name__ if image_processor is not None else None,
+                      "image_size": getattr(image_processor, "size", None) if image_processor is not None else None,
+                      "chat_template": bool(getattr(processor, "chat_template", None))},
+        "benchmark": {"name": run_info.get("benchmark"), "split": run_info.get("split"),
+                      "limit": run_info.get("limit"), "samples": len(samples), "per_family": families},
+        "conditions": [{"family": f, "condition": c, "seed": config.seed,
+                        "parameters": get_condition(c).parameters if hasattr(get_condition(c), "parameters") else {},
+                        "reference": config.reference.get(f)} for f, c in conditions],
+        "config": asdict(config),
+        "scoring": config.scoring,
+        "versions": {"modint": modint.__version__, "torch": torch.__version__,
+                     "transformers": transformers.__version__, "numpy": numpy.__version__,
+                     "python": platform.python_version()},
+        "command": run_info.get("command") or " ".join(sys.argv),
+        "processes": world,
+        "timing": {"seconds": round(elapsed, 3), "records_this_run": produced,
+                   "records_per_second": round(produced / elapsed, 3) if elapsed > 0 else None},
+    }

@@ -1,0 +1,1 @@
+"""Reports from run directories: HTML, Markdown, CSV (no torch here)."""
