@@ -82,7 +82,7 @@ def diagnose(
                             scoring=scoring, strict=strict, switch_source=switch_source)
     try:
         config.check()
-        samples = load_benchmark(benchmark, split=split, limit=limit, seed=seed)
+        samples = load_benchmark(benchmark, split=split, limit=limit)
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
@@ -133,9 +133,9 @@ def data_list() -> None:
     """List the registered benchmarks."""
     from modint.data.registry import list_benchmarks
 
-    table = Table("benchmark", "description")
-    for name, description in list_benchmarks():
-        table.add_row(name, description)
+    table = Table("benchmark", "splits", "description")
+    for bench in list_benchmarks():
+        table.add_row(bench.name, ", ".join(bench.splits), bench.description)
     out.print(table)
 
 
@@ -163,7 +163,7 @@ def data_preview(
     from modint.perturb import default_pools, save_preview
 
     try:
-        samples = load_benchmark(benchmark, split=split, seed=seed)
+        samples = load_benchmark(benchmark, split=split)
         pools = default_pools(samples, switch_source=switch_source)
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))

@@ -1,0 +1,140 @@
+"""Heuristic perturbations (REFERENCE section 2), registered by name.
+
+A condition is a pure function of (sample, rng, pools) -> sample. It declares the families it
+applies to, keeps the sample id (what pairs a perturbed answer with its reference), and records
+what it did in ``meta`` (``condition``, ``distractor`` for misleading text, ``switched_from``).
+The rng comes from (seed, sample id, condition name): every run reproduces, in any order, on any
+number of processes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from PIL import Image
+
+from modint.data.facts import misleading_text as _misleading_for
+from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
+from modint.perturb.pools import ImageChoice, Pools, default_pools
+from modint.seeding import rng_for
+
+CANVAS = 336  # the paper's canvas size for noise / black / white images
+N_UNRELATED = 10
+
+# The condition each family's deltas and flips are measured against. Text-heavy questions have
+# no image of their own; the paper's clean reference for them is the noise image.
+REFERENCE_CONDITION = {IMAGE_HEAVY: "clean", TEXT_HEAVY: "noise_image", VQA: "clean"}
+
+
+@dataclass(frozen=True)
+class Condition:
+    name: str
+    families: tuple[str, ...]
+    apply: Callable[[Sample, np.random.Generator, Pools], Sample]
+    description: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def _clean(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+    return sample
+
+
+def _unrelated_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+    picks = rng.integers(len(pools.sentences), size=N_UNRELATED)  # with replacement, as published
+    text = " ".join(pools.sentences[i] for i in picks)
+    return sample.replace(context=_join(text, sample.context))
+
+
+def _misleading_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+    wrong = [i for i in range(len(sample.options)) if i != sample.answer]
+    distractor = int(wrong[int(rng.integers(len(wrong)))])
+    option = sample.options[distractor]
+    known = sample.meta.get("facts") or {}
+    text = known.get(option) or _misleading_for(option)
+    return sample.replace(context=_join(text, sample.context), meta={**sample.meta, "distractor": distractor})
+
+
+def _canvas(value: int | None) -> Callable[[Sample, np.random.Generator, Pools], Sample]:
+    def apply(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+        if value is None:
+            pixels = rng.integers(0, 256, size=(CANVAS, CANVAS, 3), dtype=np.uint8)
+            image = Image.fromarray(pixels)
+        else:
+            image = Image.new("RGB", (CANVAS, CANVAS), (value, value, value))
+        return sample.replace(image=image)
+
+    return apply
+
+
+def _switched_image(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+    candidates = [c for c in pools.switch_images if c.source_id != sample.id]
+    if not candidates:
+        raise ValueError("the switch pool is empty")
+    choice: ImageChoice = candidates[int(rng.integers(len(candidates)))]
+    return sample.replace(image=lambda: pools.load_switch(choice),
+                          meta={**sample.meta, "switched_from": choice.name})
+
+
+def _no_image(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
+    return sample.replace(image=None)
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first} {second}".strip() if second else first
+
+
+CONDITIONS: dict[str, Condition] = {c.name: c for c in (
+    Condition("clean", (IMAGE_HEAVY, VQA), _clean, "the sample as the benchmark wrote it"),
+    Condition("unrelated_text", (IMAGE_HEAVY,), _unrelated_text,
+              f"{N_UNRELATED} sentences drawn with replacement from a pool of unrelated facts, before the question",
+              {"sentences": N_UNRELATED}),
+    Condition("misleading_text", (IMAGE_HEAVY,), _misleading_text,
+              "a sentence naming a wrong option as the picture's content plus two facts about it",
+              {"template": "The picture seems to describe {wrong}."}),
+    Condition("noise_image", (TEXT_HEAVY,), _canvas(None), "i.i.d. uniform RGB noise image (text-heavy reference)",
+              {"size": CANVAS}),
+    Condition("switched_image", (TEXT_HEAVY,), _switched_image, "an unrelated real image from the switch pool"),
+    Condition("black_image", (TEXT_HEAVY,), _canvas(0), "a black canvas", {"size": CANVAS}),
+    Condition("white_image", (TEXT_HEAVY,), _canvas(255), "a white canvas", {"size": CANVAS}),
+    Condition("no_image", (TEXT_HEAVY,), _no_image, "text only, the chat template without an image slot"),
+)}
+
+
+def get_condition(name: str) -> Condition:
+    try:
+        return CONDITIONS[name]
+    except KeyError:
+        raise KeyError(f"unknown condition {name!r} (known: {', '.join(CONDITIONS)})") from None
+
+
+def conditions_for(family: str, requested: Sequence[str] | None = None) -> list[str]:
+    """The conditions to run for a family, in registry order: all that apply, or the requested
+    ones that apply (an unknown name raises KeyError)."""
+    names = list(CONDITIONS) if requested is None else [get_condition(n).name for n in requested]
+    return [n for n in CONDITIONS if n in names and family in CONDITIONS[n].families]
+
+
+def apply_condition(sample: Sample, name: str, seed: int, pools: Pools) -> Sample:
+    """The sample under a condition; same (seed, id, name) gives the same result."""
+    condition = get_condition(name)
+    if sample.family not in condition.families:
+        raise ValueError(f"condition {name!r} does not apply to family {sample.family!r}")
+    out = condition.apply(sample, rng_for(seed, sample.id, name), pools)
+    return out.replace(meta={**out.meta, "condition": name})
+
+
+def save_preview(sample: Sample, path: str, seed: int = 0, pools: Pools | None = None,
+                 conditions: Sequence[str] | None = None) -> list[str]:
+    from modint.perturb.preview import render_preview
+
+    pools = pools or default_pools([sample])
+    names = conditions_for(sample.family, conditions)
+    variants = [(n, apply_condition(sample, n, seed, pools)) for n in names]
+    render_preview(variants).save(path)
+    return names
+
+
+__all__ = ["CONDITIONS", "Condition", "Pools", "REFERENCE_CONDITION", "apply_condition", "conditions_for",
+           "default_pools", "get_condition", "save_preview"]
