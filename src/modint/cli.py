@@ -29,12 +29,12 @@ DEFAULT_MODEL = "tiny-random-llava"
 
 def usage_error(message: str) -> None:
     """One clear line on stderr and exit code 2: the user asked for something that isn't there."""
-    err.print(f"modint: error: {message}", markup=False, highlight=False)
+    print(f"modint: error: {message}", file=sys.stderr)  # one line, never wrapped
     raise typer.Exit(2)
 
 
 def failure(message: str) -> None:
-    err.print(f"modint: failed: {message}", markup=False, highlight=False)
+    print(f"modint: failed: {message}", file=sys.stderr)
     raise typer.Exit(1)
 
 
@@ -203,6 +203,24 @@ def zoo_tiny(family: str = typer.Argument(..., help="A transformers model_type, 
         path = save_tiny(family, out_dir, seed=seed)
     except KeyError as exc:
         usage_error(str(exc.args[0]))
+    out.print(f"wrote {path}")
+
+
+@zoo_app.command("train-demo")
+def zoo_train_demo(out_dir: Path = typer.Option(..., "--out", help="Directory to write the model to."),
+                   scale: float = typer.Option(1.0, min=0.001, help="Multiply every stage's steps (0.01: a smoke run)."),
+                   seed: int = typer.Option(0)) -> None:
+    """Train the demo model from scratch on the mini training split (about 45 min on 2 CPU cores)."""
+    from modint.zoo.demo import DemoConfig, train_demo
+
+    cfg = DemoConfig(seed=seed).scaled(scale)
+    with _progress() as bar:
+        task = bar.add_task("train", total=None)
+
+        def report(stage: str, step: int, total: int, loss: float) -> None:
+            bar.update(task, description=f"{stage} loss {loss:.3f}", completed=step, total=total)
+
+        path = train_demo(out_dir, cfg, progress=report)
     out.print(f"wrote {path}")
 
 

@@ -34,7 +34,7 @@ CONCEPT_FACTS: dict[str, tuple[str, str]] = {
     "triangle": ("A triangle has three sides and three corners.", "Slices of pizza are often shaped like triangles."),
     "star": ("A star shape has several sharp points.", "Stars are drawn on flags and badges."),
     "cross": ("A cross is made of two bars that meet in the middle.", "The plus sign is a small cross."),
-    "diamond": ("A diamond is a square turned on its corner.", "Kites are often drawn as diamonds."),
+    "diamond": ("A diamond stands on one of its four corners.", "Kites are often drawn as diamonds."),
     "hexagon": ("A hexagon has six sides.", "The cells of a honeycomb are hexagons."),
     "arrow": ("An arrow points in one direction.", "Road signs use arrows to show the way."),
     "red": ("Red is the colour of ripe strawberries.", "Fire trucks are usually painted red."),
@@ -42,13 +42,13 @@ CONCEPT_FACTS: dict[str, tuple[str, str]] = {
     "blue": ("Blue is the colour of a clear sky.", "The sea often looks blue."),
     "yellow": ("Yellow is the colour of ripe bananas.", "Many taxis are painted yellow."),
     "orange": ("Orange is the colour of carrots.", "An orange is a fruit with the same name as its colour."),
-    "purple": ("Purple is the colour of grapes and plums.", "Purple is made by mixing red and blue."),
-    "pink": ("Pink is a pale shade of red.", "Flamingos have pink feathers."),
+    "purple": ("Purple is the colour of grapes and plums.", "Purple was once a colour worn by kings."),
+    "pink": ("Pink is a soft and light colour.", "Flamingos have pink feathers."),
     "brown": ("Brown is the colour of chocolate.", "Tree trunks are usually brown."),
 }
 for _n, _word in enumerate(NUMBER_WORDS[:10]):
     CONCEPT_FACTS[str(_n)] = (f"The number {_n} is written as {_word} in words.",
-                              f"The number {_n} comes right after {_n - 1}." if _n else "Zero is the number before one.")
+                              f"{_word.capitalize()} is an {'even' if _n % 2 == 0 else 'odd'} number.")
 
 
 def concept_phrase(concept: str) -> str:

@@ -234,7 +234,7 @@ def _vqa(task: str, rng: np.random.Generator, key: str, size: int):
         target, other = (str(s) for s in rng.choice(facts.SHAPES, size=2, replace=False))
         count = int(rng.integers(1, 6))
         n_other = int(rng.integers(0, 3))
-        radius = float(rng.uniform(0.07, 0.1))
+        radius = float(rng.uniform(0.08, 0.11))
         radii = [radius] * (count + n_other)
         centres = _place(rng, radii) or _place(rng, [0.07] * (count + n_other), margin=0.02)
         kinds = [target] * count + [other] * n_other

@@ -184,9 +184,15 @@ def _distributed_state():
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1, lambda: None
+    import torch
     from accelerate import PartialState
 
-    state = PartialState()
+    # Without GPUs accelerate only turns the launched processes into one gloo group when asked
+    # for CPU explicitly; otherwise every process would believe it is alone.
+    state = PartialState(cpu=not torch.cuda.is_available())
+    if state.num_processes != int(os.environ["WORLD_SIZE"]):
+        raise RuntimeError(f"launched with WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate sees "
+                           f"{state.num_processes} process(es)")
     return state.process_index, state.num_processes, state.wait_for_everyone
 
 
@@ -267,6 +273,17 @@ def _merge_rank_files(out: Path, world: int) -> None:
         (out / f"records.rank{r}.jsonl").unlink(missing_ok=True)
 
 
+def _plain(value: Any) -> Any:
+    """JSON-safe form of processor settings (transformers uses dict-like SizeDict objects)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if hasattr(value, "items"):
+        return {str(k): _plain(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
 def _manifest(adapter: Any, samples: Sequence[Sample], config: DiagnoseConfig, run_info: dict, records: list[dict],
               elapsed: float, produced: int, world: int) -> dict[str, Any]:
     import numpy
@@ -292,7 +309,7 @@ def _manifest(adapter: Any, samples: Sequence[Sample], config: DiagnoseConfig, r
                   "parameters": sum(p.numel() for p in model.parameters()) if model is not None else None},
         "processor": {"class": type(processor).__name__ if processor is not None else None,
                       "image_processor": type(image_processor).__name__ if image_processor is not None else None,
-                      "image_size": getattr(image_processor, "size", None) if image_processor is not None else None,
+                      "image_size": _plain(getattr(image_processor, "size", None)),
                       "chat_template": bool(getattr(processor, "chat_template", None))},
         "benchmark": {"name": run_info.get("benchmark"), "split": run_info.get("split"),
                       "limit": run_info.get("limit"), "samples": len(samples), "per_family": families},

@@ -72,9 +72,17 @@ def _switched_image(sample: Sample, rng: np.random.Generator, pools: Pools) -> S
     candidates = [c for c in pools.switch_images if c.source_id != sample.id]
     if not candidates:
         raise ValueError("the switch pool is empty")
-    choice: ImageChoice = candidates[int(rng.integers(len(candidates)))]
-    return sample.replace(image=lambda: pools.load_switch(choice),
-                          meta={**sample.meta, "switched_from": choice.name})
+    start = int(rng.integers(len(candidates)))
+    # A broken image in the pool is another sample's problem (it gets its own error record):
+    # take the next pool entry instead, deterministically.
+    for offset in range(len(candidates)):
+        choice: ImageChoice = candidates[(start + offset) % len(candidates)]
+        try:
+            image = pools.load_switch(choice)
+        except Exception:
+            continue
+        return sample.replace(image=image, meta={**sample.meta, "switched_from": choice.name})
+    raise ValueError("no image of the switch pool could be loaded")
 
 
 def _no_image(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:

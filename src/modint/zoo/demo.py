@@ -1,0 +1,407 @@
+"""The embedded default model: a small LLaVA trained from scratch on the `mini` training split.
+
+It is a "model organism" of modality interference, so its training mixture copies how real MLLMs
+come to be distracted (see docs/demo-model.md):
+
+1. naming: short questions answered with the concept itself ("Which shape is shown?" -> "star"),
+   for all three families. This warms up the vision tower (it must name shapes, colours, digits,
+   counts) and the language model (sums, comparisons, the toy knowledge base) with a vocabulary-
+   sized target instead of a 4-way letter that sits at chance for a long time.
+2. pointer: "Which option is X?" over real option lists -> the letter. Teaches the answer format.
+3. instruction mixture, in the diagnosis prompt format, with the habits that make real MLLMs
+   vulnerable:
+   - image-heavy prompts often carry a caption that agrees with the image (web alt-text), so the
+     model learns that text about the picture is a reliable shortcut; filler sentences that merely
+     mention concepts teach it that incidental mentions are not about the picture;
+   - text-heavy questions always arrive with some image: mostly uninformative (blurred noise,
+     solid colours, gradients), sometimes one that shows the answer (as illustrated textbooks
+     do), sometimes none; so the model learns to look at images even for text questions;
+   - VQA questions need both.
+   No diagnosis condition is trained on: the captions use other wording than the misleading text,
+   the filler is not the unrelated-text pool, and the uninformative images are not the i.i.d.
+   336x336 noise / black / white canvases of the diagnosis, nor benchmark or photo switches.
+
+Everything is seeded; the same config gives the same weights on the same machine and torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image, ImageFilter
+
+from modint.data import facts
+from modint.data.mini import IMAGE_SIZE, Item, Scene, load_mini, render
+from modint.data.sample import IMAGE_HEAVY, OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
+from modint.models.prompts import user_text
+from modint.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+# LLaVA-1.5's conversation format without the system turn: the demo model is small and the
+# published system prompt would only add 35 tokens to every input (documented in the README).
+DEMO_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
+    "{% else %}{% set parts = message['content'] %}{% endif %}"
+    "{% if message['role'] == 'user' %}USER: {% for p in parts %}"
+    "{% if p['type'] == 'image' %}<image>{{ '\\n' }}{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+    "{% endfor %}{{ '\\n' }}"
+    "{% elif message['role'] == 'assistant' %}ASSISTANT: {% for p in parts %}{{ p['text'] }}{% endfor %}</s>{{ '\\n' }}"
+    "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
+)
+
+
+@dataclass
+class DemoConfig:
+    seed: int = 0
+    image_size: int = 96
+    patch_size: int = 12
+    vision_hidden: int = 128
+    vision_layers: int = 3
+    text_hidden: int = 256
+    text_layers: int = 4
+    vocab_size: int = 2048
+    train_per_family: int = 3000
+    batch_size: int = 24
+    naming_steps: int = 1200
+    pointer_steps: int = 400
+    mixture_steps: int = 2000
+    lr: float = 1e-3
+    mixture_lr: float = 5e-4
+    weight_decay: float = 0.01
+    warmup: int = 50
+    # mixture knobs (fractions within a family)
+    caption_rate: float = 0.4
+    weak_image_rate: float = 0.15  # of captioned image-heavy prompts: the caption carries the answer
+    filler_rate: float = 0.2
+    agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
+    no_image_rate: float = 0.1
+    threads: int = 2
+
+    def scaled(self, scale: float) -> "DemoConfig":
+        """The same recipe with every stage ``scale`` times as long (tests use a tiny scale)."""
+        out = DemoConfig(**asdict(self))
+        for name in ("naming_steps", "pointer_steps", "mixture_steps", "warmup"):
+            setattr(out, name, max(1, int(round(getattr(out, name) * scale))))
+        return out
+
+
+# ------------------------------------------------------------------------------ training texts
+
+_NAMES = ("Tom", "Anna", "Lea", "Omar", "Mia", "Ben", "Sara", "Ivan", "Yuki", "Noah", "Ella", "Raj")
+_PLACES = ("market", "park", "school", "station", "library", "beach", "garden", "museum", "kitchen", "harbour")
+_THINGS = ("hat", "bag", "kite", "cup", "ball", "scarf", "door", "car", "bike", "box")
+_ANIMALS = ("cat", "dog", "horse", "fox", "owl", "goat", "duck", "frog", "bee", "mouse")
+
+
+def filler_sentence(rng: np.random.Generator) -> str:
+    """A training-only filler sentence; some mention colours, numbers or shapes in passing."""
+    name, place = rng.choice(_NAMES), rng.choice(_PLACES)
+    thing, animal = rng.choice(_THINGS), rng.choice(_ANIMALS)
+    colour, shape = rng.choice(facts.KB_COLOURS), rng.choice(facts.SHAPES)
+    n = int(rng.integers(0, 21))
+    templates = (
+        f"{name} walked to the {place} in the morning.",
+        f"The {animal} slept near the {place}.",
+        f"{name} bought a {colour} {thing} yesterday.",
+        f"There were {n} people at the {place}.",
+        f"{name} drew a {shape} on the wall of the {place}.",
+        f"The old {thing} was kept in a box.",
+        f"A {animal} can be seen near the {place} at night.",
+        f"{name} counted {n} birds in the sky.",
+        f"The {place} was busy on that day.",
+        f"{name} likes the colour {colour}.",
+        f"The sign at the {place} had a {shape} on it.",
+        f"{name} and a friend met at the {place}.",
+    )
+    return str(templates[int(rng.integers(len(templates)))])
+
+
+def filler(rng: np.random.Generator, lo: int, hi: int) -> str:
+    return " ".join(filler_sentence(rng) for _ in range(int(rng.integers(lo, hi + 1))))
+
+
+def caption(sample: Sample, rng: np.random.Generator) -> str:
+    """A caption that agrees with an image-heavy sample (never the diagnosis wording)."""
+    concept = sample.options[sample.answer]
+    task = sample.meta.get("task")
+    if task == "colour":
+        phrase = str(rng.choice([f"a {concept} object", f"something {concept}", f"a {concept} shape"]))
+    elif task == "digit":
+        phrase = str(rng.choice([f"the number {concept}", f"the digit {concept}", f"a written {concept}"]))
+    else:
+        phrase = f"{'an' if concept[0] in 'aeiou' else 'a'} {concept}"
+    template = str(rng.choice([
+        "The image shows {}.", "This is a drawing of {}.", "Here you can see {}.", "A photo of {}.",
+        "In this image there is {}.", "Look, {} is drawn here.", "This image contains {}.", "Caption: {}.",
+    ]))
+    return template.format(phrase)
+
+
+# ------------------------------------------------------------------------------ training images
+
+def uninformative_image(rng: np.random.Generator) -> Image.Image:
+    """An image that carries nothing a question could use: blurred or blocky noise, a solid
+    colour, or a gradient, at a random size (never the diagnosis canvases)."""
+    kind = int(rng.integers(4))
+    size = int(rng.integers(48, 200))
+    if kind == 0:  # fine noise of random brightness and contrast
+        mean, spread = rng.uniform(60, 200), rng.uniform(10, 90)
+        arr = np.clip(rng.normal(mean, spread, (size, size, 3)), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr).filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 1.5))))
+    if kind == 1:  # blocky coloured noise
+        cells = int(rng.integers(2, 12))
+        arr = rng.integers(0, 256, (cells, cells, 3), dtype=np.uint8)
+        return Image.fromarray(arr).resize((size, size), Image.NEAREST)
+    if kind == 2:  # solid colour, anywhere from near black to near white
+        return Image.new("RGB", (size, size), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    a, b = rng.integers(0, 256, 3), rng.integers(0, 256, 3)  # gradient
+    t = np.linspace(0, 1, size)[:, None, None]
+    arr = (a * (1 - t) + b * t).astype(np.uint8).repeat(size, axis=1)
+    return Image.fromarray(arr if rng.random() < 0.5 else arr.transpose(1, 0, 2))
+
+
+def concept_image(concept: str, rng: np.random.Generator) -> Image.Image:
+    """A drawing that shows a concept: a shape, a colour (as a coloured shape) or a number."""
+    colours = list(facts.COLOURS)
+    if concept in facts.SHAPES:
+        kind, colour = concept, facts.COLOURS[str(rng.choice(colours))]
+    elif concept in facts.COLOURS:
+        kind, colour = str(rng.choice(facts.SHAPES)), facts.COLOURS[concept]
+    elif concept in ("white", "black", "grey"):
+        kind, colour = str(rng.choice(facts.SHAPES)), {"white": (250, 250, 250), "black": (10, 10, 10),
+                                                       "grey": (128, 128, 128)}[concept]
+    else:
+        kind, colour = f"digit:{concept}", facts.COLOURS[str(rng.choice(colours))]
+    r = float(rng.uniform(0.2, 0.34))
+    cx, cy = rng.uniform(r + 0.03, 1 - r - 0.03, size=2)
+    bg = int(rng.integers(150, 246)) if concept not in ("white",) else int(rng.integers(40, 120))
+    scene = Scene(background=(bg, bg, bg), noise=float(rng.uniform(3, 12)),
+                  items=(Item(kind, colour, float(cx), float(cy), r, float(rng.uniform(-12, 12))),),
+                  noise_seed=int(rng.integers(2**31)), size=IMAGE_SIZE)
+    return render(scene)
+
+
+def weak_image(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """The same picture, hard to read (tiny and blurred, or washed out): the caption must carry it."""
+    if rng.random() < 0.5:
+        small = image.resize((8, 8), Image.BILINEAR)
+        return small.resize(image.size, Image.BILINEAR).filter(ImageFilter.GaussianBlur(3))
+    arr = np.asarray(image, dtype=np.float32)
+    return Image.fromarray((arr * 0.15 + 0.85 * arr.mean()).astype(np.uint8))
+
+
+# ------------------------------------------------------------------------------ examples
+
+@dataclass
+class Example:
+    """One training sequence: user text, optional image, and the assistant's answer."""
+
+    text: str
+    image: Image.Image | None
+    target: str  # e.g. " B" or " star"
+
+
+def _image_for_text_question(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Image.Image | None:
+    u = rng.random()
+    if u < cfg.no_image_rate:
+        return None
+    if u < cfg.no_image_rate + cfg.agreeing_image_rate:
+        return concept_image(sample.options[sample.answer], rng)
+    return uninformative_image(rng)
+
+
+def naming_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
+    image = sample.image() if callable(sample.image) else None
+    if sample.family == TEXT_HEAVY:
+        image = _image_for_text_question(sample, rng, cfg)
+        question = sample.question
+        if sample.meta.get("task") == "compare":  # the numbers live in the options: list them
+            question = f"{question} {', '.join(sample.options)}"
+    else:
+        question = sample.question
+    return Example(question, image, " " + sample.options[sample.answer])
+
+
+def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
+    k = int(rng.integers(len(sample.options)))
+    probe = Sample(sample.id, sample.family, f"Which option is {sample.options[k]}?", sample.options, k)
+    image = uninformative_image(rng) if rng.random() < 0.7 else None
+    return Example(user_text(probe), image, " " + OPTION_LETTERS[k])
+
+
+def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
+    image = sample.image() if callable(sample.image) else None
+    context = ""
+    if sample.family == IMAGE_HEAVY:
+        u = rng.random()
+        if u < cfg.caption_rate:
+            context = caption(sample, rng)
+            if rng.random() < 0.5:
+                context = f"{filler(rng, 1, 3)} {context}" if rng.random() < 0.5 else f"{context} {filler(rng, 1, 3)}"
+            if rng.random() < cfg.weak_image_rate:
+                image = weak_image(image, rng)
+        elif u < cfg.caption_rate + cfg.filler_rate:
+            context = filler(rng, 3, 13)  # long contexts too: real prompts vary in length
+    elif sample.family == TEXT_HEAVY:
+        image = _image_for_text_question(sample, rng, cfg)
+        if rng.random() < cfg.filler_rate / 2:
+            context = filler(rng, 1, 4)
+    elif rng.random() < cfg.filler_rate / 2:
+        context = filler(rng, 1, 4)
+    text = user_text(sample.replace(context=context))
+    return Example(text, image, " " + OPTION_LETTERS[sample.answer])
+
+
+# ------------------------------------------------------------------------------ model
+
+def corpus_for_tokenizer(samples: list[Sample], rng: np.random.Generator) -> Iterator[str]:
+    for s in samples:
+        yield user_text(s) + " " + " ".join(s.options)
+    for _ in range(3000):
+        yield filler_sentence(rng)
+    for concept, pair in facts.CONCEPT_FACTS.items():
+        yield " ".join(pair)
+    yield " ".join(f"Which option is {c}?" for c in facts.SHAPES + facts.KB_COLOURS)
+
+
+def build_demo(cfg: DemoConfig, tokenizer) -> tuple:
+    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                              LlavaForConditionalGeneration, LlavaProcessor)
+
+    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
+    vision = CLIPVisionConfig(hidden_size=cfg.vision_hidden, intermediate_size=4 * cfg.vision_hidden,
+                              num_hidden_layers=cfg.vision_layers, num_attention_heads=4,
+                              image_size=cfg.image_size, patch_size=cfg.patch_size, projection_dim=cfg.vision_hidden)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=cfg.text_hidden, intermediate_size=3 * cfg.text_hidden,
+                       num_hidden_layers=cfg.text_layers, num_attention_heads=4, num_key_value_heads=4,
+                       max_position_embeddings=1024, pad_token_id=tokenizer.pad_token_id,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       tie_word_embeddings=True)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id,
+                         vision_feature_layer=-1, vision_feature_select_strategy="default",
+                         projector_hidden_act="gelu", tie_word_embeddings=True)
+    torch.manual_seed(cfg.seed)
+    model = LlavaForConditionalGeneration(config)
+    image_processor = CLIPImageProcessorPil(
+        size={"shortest_edge": cfg.image_size}, crop_size={"height": cfg.image_size, "width": cfg.image_size},
+        do_center_crop=True, image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711])
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=cfg.patch_size,
+                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
+                               chat_template=DEMO_CHAT_TEMPLATE)
+    return model, processor
+
+
+def encode_examples(processor, examples: list[Example]) -> dict[str, torch.Tensor]:
+    """Inputs with labels only on the answer tokens (and the end-of-turn token)."""
+    tok = processor.tokenizer
+    texts, targets = [], []
+    for ex in examples:
+        content = ([{"type": "image"}] if ex.image is not None else []) + [{"type": "text", "text": ex.text}]
+        prompt = processor.apply_chat_template([{"role": "user", "content": content}],
+                                               add_generation_prompt=True, tokenize=False)
+        target_ids = tok.encode(ex.target, add_special_tokens=False) + [tok.eos_token_id]
+        texts.append(prompt + ex.target + tok.eos_token)
+        targets.append(target_ids)
+    images = [ex.image for ex in examples if ex.image is not None]
+    tok.padding_side = "right"
+    inputs = dict(processor(text=texts, images=images or None, padding=True, return_tensors="pt"))
+    labels = torch.full_like(inputs["input_ids"], -100)
+    lengths = inputs["attention_mask"].sum(1)
+    for i, ids in enumerate(targets):
+        end = int(lengths[i])
+        got = inputs["input_ids"][i, end - len(ids):end].tolist()
+        if got != ids:  # the answer must tokenise the same inside the sequence as alone
+            raise RuntimeError(f"target tokens differ in context: {got} vs {ids}")
+        labels[i, end - len(ids):end] = torch.tensor(ids)
+    inputs["labels"] = labels
+    return inputs
+
+
+# ------------------------------------------------------------------------------ training
+
+def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: DemoConfig, stage: str,
+             steps: int) -> Iterator[list[Example]]:
+    fams = list(samples_by_family)
+    for step in range(steps):
+        rng = np.random.default_rng(derive_seed("demo", cfg.seed, stage, step))
+        batch = []
+        for j in range(cfg.batch_size):
+            fam = fams[j % len(fams)]
+            pool = samples_by_family[fam]
+            sample = pool[int(rng.integers(len(pool)))]
+            batch.append(make(sample, rng, cfg))
+        yield batch
+
+
+def _mixture_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
+    u = rng.random()
+    if u < 0.1:
+        return naming_example(sample, rng, cfg)
+    if u < 0.15:
+        return pointer_example(sample, rng, cfg)
+    return mixture_example(sample, rng, cfg)
+
+
+def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
+               progress: Callable[[str, int, int, float], None] | None = None) -> Path:
+    """Train the demo model and write it (fp16 safetensors, tokenizer, processor) to ``out_dir``."""
+    from modint.models.tokenizer import train_bpe_tokenizer
+
+    cfg = cfg or DemoConfig()
+    torch.set_num_threads(cfg.threads)
+    started = time.time()
+    train = load_mini("train", sizes={"train": cfg.train_per_family})
+    by_family = {f: [s for s in train if s.family == f] for f in (IMAGE_HEAVY, TEXT_HEAVY, VQA)}
+    tokenizer = train_bpe_tokenizer(corpus_for_tokenizer(train, np.random.default_rng(cfg.seed)),
+                                    vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
+    model, processor = build_demo(cfg, tokenizer)
+    model.train()
+    n_params = sum(p.numel() for p in model.parameters())
+    log.info("demo model: %.2fM parameters", n_params / 1e6)
+    stages = [("naming", naming_example, cfg.naming_steps, cfg.lr),
+              ("pointer", pointer_example, cfg.pointer_steps, cfg.lr),
+              ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
+    history = []
+    for stage, make, steps, lr in stages:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+        warm = min(cfg.warmup, max(1, steps // 10))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min(1.0, (s + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
+                                                      * 0.9 + 0.1))
+        running = None
+        for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps)):
+            inputs = encode_examples(processor, batch)
+            loss = model(**inputs).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+            if progress:
+                progress(stage, step + 1, steps, running)
+            if (step + 1) % 50 == 0 or step + 1 == steps:
+                log.info("%s %d/%d loss %.4f (%.0fs)", stage, step + 1, steps, running, time.time() - started)
+                history.append({"stage": stage, "step": step + 1, "loss": round(running, 5)})
+    model.eval()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.to(torch.float16).save_pretrained(out)  # fp16 on disk; loaders cast to fp32 on CPU
+    processor.save_pretrained(out)
+    import json
+
+    (out / "training.json").write_text(json.dumps({"config": asdict(cfg), "parameters": n_params,
+                                                   "seconds": round(time.time() - started, 1),
+                                                   "history": history}, indent=1))
+    return out

@@ -1,0 +1,43 @@
+"""The command line: help, user mistakes as one line on stderr with exit code 2, listings."""
+
+import subprocess
+import sys
+
+import pytest
+
+MODINT = [sys.executable, "-m", "modint.cli"]
+
+
+def run(*args):
+    return subprocess.run(MODINT + list(args), capture_output=True, text=True,
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["diagnose", "--conditions", "clean,blurry", "--out", "x"], "unknown condition 'blurry'"),
+    (["diagnose", "--benchmark", "nope", "--out", "x"], "unknown benchmark 'nope'"),
+    (["diagnose", "--model", "/no/such/dir", "--out", "x"], "no such directory"),
+    (["diagnose", "--scoring", "vibes", "--out", "x"], "unknown scoring"),
+    (["diagnose", "--split", "dev", "--out", "x"], "no split 'dev'"),
+])
+def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path):
+    result = run(*args)
+    assert result.returncode == 2
+    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_help_and_listings():
+    help_text = run("diagnose", "--help").stdout
+    for flag in ("--model", "--benchmark", "--split", "--conditions", "--limit", "--batch-size", "--seed", "--out",
+                 "--device", "--dtype", "--scoring", "--strict"):
+        assert flag in help_text
+    assert "misleading_text" in run("data", "conditions").stdout
+    assert "mini" in run("data", "list").stdout
+    assert "llava" in run("models").stdout
+
+
+def test_preview_writes_pngs(tmp_path):
+    result = run("data", "preview", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert len(list(tmp_path.glob("*.png"))) == 3
