@@ -115,3 +115,11 @@ def test_reference_missing_gives_no_paired_figures_and_families_are_separate():
     assert row(s, "text_heavy", "no_image")["accuracy"] == 0.0
     text_family = next(f for f in s["families"] if f["family"] == "text_heavy")
     assert text_family["worst_case_accuracy"] == 0.0
+
+
+def test_condition_order_reference_first_then_given_order():
+    records = [rec("t1", c, 0, 0, family="text_heavy") for c in ("white_image", "noise_image", "switched_image")]
+    s = summarize(records, REF, n_boot=10, condition_order=["noise_image", "switched_image", "white_image"])
+    assert [c["condition"] for c in s["conditions"]] == ["noise_image", "switched_image", "white_image"]
+    s = summarize(records, REF, n_boot=10)
+    assert [c["condition"] for c in s["conditions"]] == ["noise_image", "switched_image", "white_image"]

@@ -21,7 +21,8 @@ zoo_app = typer.Typer(no_args_is_help=True, help="Models modint can build: tiny 
 app.add_typer(data_app, name="data")
 app.add_typer(zoo_app, name="zoo")
 
-out = Console()
+# A table piped to a file or a CI log should not wrap into unreadable columns.
+out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
 DEFAULT_MODEL = "tiny-random-llava"

@@ -7,7 +7,9 @@ how an unrelated image interferes with a text question in real models.
 
 from __future__ import annotations
 
-SHAPES = ("circle", "square", "triangle", "star", "cross", "diamond", "hexagon", "arrow")
+# Six shapes a small vision tower can tell apart at 96x96 (a hexagon or a diamond blurs into a
+# circle or a square at that size).
+SHAPES = ("circle", "square", "triangle", "star", "cross", "arrow")
 
 # Vivid colours drawn in images (RGB); the background palette stays pale and grey so that the
 # colour of an object is never the colour of its canvas.
@@ -34,8 +36,6 @@ CONCEPT_FACTS: dict[str, tuple[str, str]] = {
     "triangle": ("A triangle has three sides and three corners.", "Slices of pizza are often shaped like triangles."),
     "star": ("A star shape has several sharp points.", "Stars are drawn on flags and badges."),
     "cross": ("A cross is made of two bars that meet in the middle.", "The plus sign is a small cross."),
-    "diamond": ("A diamond stands on one of its four corners.", "Kites are often drawn as diamonds."),
-    "hexagon": ("A hexagon has six sides.", "The cells of a honeycomb are hexagons."),
     "arrow": ("An arrow points in one direction.", "Road signs use arrows to show the way."),
     "red": ("Red is the colour of ripe strawberries.", "Fire trucks are usually painted red."),
     "green": ("Green is the colour of fresh grass.", "Most leaves are green in summer."),
@@ -103,12 +103,12 @@ KNOWLEDGE: tuple[tuple[tuple[str, ...], str, str], ...] = (
     (("How many players are on a tennis doubles team?", "A tennis doubles team has how many players?"), "2", "number"),
     (("What shape is a wheel?", "Which shape does a wheel have?"), "circle", "shape"),
     (("What shape is a coin?", "Which shape does a coin have?"), "circle", "shape"),
-    (("What shape is a honeycomb cell?", "Which shape does a honeycomb cell have?"), "hexagon", "shape"),
+    (("What shape is a dice?", "Which shape does each face of a dice have?"), "square", "shape"),
     (("What shape is a chessboard square?", "Which shape does one field of a chessboard have?"), "square", "shape"),
     (("What shape is a slice of pizza?", "Which shape does a slice of pizza have?"), "triangle", "shape"),
     (("What shape is a plus sign?", "Which shape does a plus sign have?"), "cross", "shape"),
     (("What shape is a sheriff badge?", "Which shape does a sheriff badge have?"), "star", "shape"),
-    (("What shape is a kite?", "Which shape does a kite usually have?"), "diamond", "shape"),
+    (("What shape is a traffic warning sign?", "Which shape does a warning sign usually have?"), "triangle", "shape"),
     (("What shape is a road sign that points the way?", "Which shape shows a direction on a sign?"), "arrow", "shape"),
     (("What shape is a full moon?", "Which shape does a full moon have?"), "circle", "shape"),
 )

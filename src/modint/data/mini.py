@@ -72,14 +72,10 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tu
 
     if kind == "square":
         return ring(4, 45, [r])
-    if kind == "diamond":
-        return ring(4, 0, [r * 1.1, r * 0.75])  # taller than wide: never a rotated square
     if kind == "triangle":
         return ring(3, -90, [r])
     if kind == "star":
         return ring(10, -90, [r, r * 0.42])
-    if kind == "hexagon":
-        return ring(6, 0, [r])
     w = r * 0.36
     if kind == "cross":
         pts = [(-w, -r), (w, -r), (w, -w), (r, -w), (r, w), (w, w), (w, r), (-w, r), (-w, w), (-r, w), (-r, -w), (-w, -w)]
@@ -100,27 +96,44 @@ def _font(size: int) -> ImageFont.FreeTypeFont:
     return _FONT_CACHE[size]
 
 
+def _draw_item(draw: ImageDraw.ImageDraw, it: Item, n: int, fill) -> None:
+    cx, cy, r = it.cx * n, it.cy * n, it.radius * n
+    if it.kind == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
+    elif it.kind.startswith("digit:"):
+        size = max(8, int(2.2 * r))
+        # A stroke makes the glyph bold enough to survive a resize to a small vision tower.
+        draw.text((cx, cy), it.kind.split(":", 1)[1], fill=fill, font=_font(size), anchor="mm",
+                  stroke_width=max(1, size // 18), stroke_fill=fill)
+    else:
+        draw.polygon(_polygon(it.kind, cx, cy, r, it.angle), fill=fill)
+
+
 def render(scene: Scene) -> Image.Image:
     """Draw a scene: pale background, the items, then pixel noise and a slight blur."""
     n = scene.size
     img = Image.new("RGB", (n, n), scene.background)
     draw = ImageDraw.Draw(img)
     for it in scene.items:
-        cx, cy, r = it.cx * n, it.cy * n, it.radius * n
-        if it.kind == "circle":
-            draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=it.colour)
-        elif it.kind.startswith("digit:"):
-            text = it.kind.split(":", 1)[1]
-            font = _font(max(8, int(2.2 * r)))
-            draw.text((cx, cy), text, fill=it.colour, font=font, anchor="mm")
-        else:
-            draw.polygon(_polygon(it.kind, cx, cy, r, it.angle), fill=it.colour)
+        _draw_item(draw, it, n, it.colour)
     img = img.filter(ImageFilter.GaussianBlur(0.6))
     if scene.noise > 0:
         rng = np.random.default_rng(scene.noise_seed)
         arr = np.asarray(img, dtype=np.float32) + rng.normal(0, scene.noise, (n, n, 1)).astype(np.float32)
         img = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
     return img
+
+
+def item_masks(scene: Scene) -> np.ndarray:
+    """[items, size, size] boolean masks of what each item covers (later items paint over
+    earlier ones, as in ``render``)."""
+    n = scene.size
+    canvas = Image.new("L", (n, n), 0)
+    draw = ImageDraw.Draw(canvas)
+    for i, it in enumerate(scene.items):
+        _draw_item(draw, it, n, i + 1)
+    labels = np.asarray(canvas)
+    return np.stack([labels == i + 1 for i in range(len(scene.items))]) if scene.items else np.zeros((0, n, n), bool)
 
 
 def _background(rng: np.random.Generator) -> tuple[int, int, int]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 from modint.data.sample import Sample, SampleError, load_image, validate_sample
 from modint.diagnose import rundir
 from modint.diagnose.metrics import summarize
-from modint.perturb import REFERENCE_CONDITION, apply_condition, conditions_for, default_pools, get_condition
+from modint.perturb import CONDITIONS, REFERENCE_CONDITION, apply_condition, conditions_for, default_pools, get_condition
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +245,8 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     records = rundir.read_records(final_path)
     summary = {**{k: run_info.get(k) for k in ("model", "benchmark", "split")},
                "seed": config.seed, "scoring": config.scoring,
-               **summarize(records, reference=config.reference, n_boot=config.n_boot, seed=config.seed)}
+               **summarize(records, reference=config.reference, n_boot=config.n_boot, seed=config.seed,
+                         condition_order=list(CONDITIONS))}
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
     rundir.write_json(out / rundir.MANIFEST, _manifest(adapter, samples, config, run_info, records,

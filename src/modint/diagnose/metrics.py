@@ -111,7 +111,8 @@ def _paired(ref: dict[str, dict], cond: dict[str, dict], family: str, condition:
             "paired_n": n}
 
 
-def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 2000, seed: int = 0,
+              condition_order: Sequence[str] = ()) -> dict[str, Any]:
     """``{"conditions": [...], "families": [...]}`` as in DESIGN section 3.
 
     Paired figures compare each condition with its family's reference condition on the samples
@@ -123,7 +124,9 @@ def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 
     family_rows: list[dict[str, Any]] = []
     for family in families:
         ref_name = reference.get(family)
-        names = sorted((c for f, c in table if f == family), key=lambda c: (c != ref_name, c))
+        rank = {c: i for i, c in enumerate(condition_order)}
+        names = sorted((c for f, c in table if f == family),
+                       key=lambda c: (c != ref_name, rank.get(c, len(rank)), c))
         ref = table.get((family, ref_name), {})
         for name in names:
             recs = table[(family, name)]

@@ -14,6 +14,8 @@ from modint.models.adapter import VLMAdapter
 log = logging.getLogger(__name__)
 
 TINY_PREFIX = "tiny-random-"
+DEMO_NAME = "demo"
+DEMO_DIR = Path(__file__).resolve().parent.parent / "assets" / "demo"  # shipped inside the package
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -37,6 +39,13 @@ def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", de
                  trust_remote_code: bool = False, seed: int = 0) -> VLMAdapter:
     """Load ``model``: ``tiny-random-FAMILY`` (built in memory), a local directory, or a hub id."""
     torch_dtype = resolve_dtype(dtype, device)
+    if model == DEMO_NAME:
+        if not (DEMO_DIR / "config.json").exists():
+            raise ModelLoadError(f"the demo model is not installed at {DEMO_DIR} "
+                                 "(train it with `modint zoo train-demo --out` that directory)")
+        adapter = load_adapter(str(DEMO_DIR), device=device, dtype=dtype, device_map=device_map)
+        adapter.name = DEMO_NAME
+        return adapter
     if model.startswith(TINY_PREFIX):
         from modint.models.tiny import build_tiny
 

@@ -38,7 +38,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from modint.data import facts
-from modint.data.mini import IMAGE_SIZE, Item, Scene, load_mini, render
+from modint.data.mini import IMAGE_SIZE, Item, Scene, item_masks, load_mini, render
 from modint.data.sample import IMAGE_HEAVY, OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
 from modint.models.prompts import user_text
 from modint.seeding import derive_seed
@@ -65,18 +65,22 @@ class DemoConfig:
     seed: int = 0
     image_size: int = 96
     patch_size: int = 12
-    vision_hidden: int = 128
-    vision_layers: int = 3
+    vision_hidden: int = 192
+    vision_layers: int = 4
     text_hidden: int = 256
     text_layers: int = 4
     vocab_size: int = 2048
     train_per_family: int = 3000
     batch_size: int = 24
-    naming_steps: int = 1200
-    pointer_steps: int = 400
-    mixture_steps: int = 2000
+    vision_steps: int = 2500
+    vision_batch: int = 48
+    naming_steps: int = 1000
+    pointer_steps: int = 300
+    mixture_steps: int = 1800
+    vision_lr: float = 2e-3
     lr: float = 1e-3
     mixture_lr: float = 5e-4
+    vision_lr_factor: float = 0.3
     weight_decay: float = 0.01
     warmup: int = 50
     # mixture knobs (fractions within a family)
@@ -90,7 +94,7 @@ class DemoConfig:
     def scaled(self, scale: float) -> "DemoConfig":
         """The same recipe with every stage ``scale`` times as long (tests use a tiny scale)."""
         out = DemoConfig(**asdict(self))
-        for name in ("naming_steps", "pointer_steps", "mixture_steps", "warmup"):
+        for name in ("vision_steps", "naming_steps", "pointer_steps", "mixture_steps", "warmup"):
             setattr(out, name, max(1, int(round(getattr(out, name) * scale))))
         return out
 
@@ -172,6 +176,10 @@ def uninformative_image(rng: np.random.Generator) -> Image.Image:
 
 def concept_image(concept: str, rng: np.random.Generator) -> Image.Image:
     """A drawing that shows a concept: a shape, a colour (as a coloured shape) or a number."""
+    return render(concept_scene(concept, rng))
+
+
+def concept_scene(concept: str, rng: np.random.Generator) -> Scene:
     colours = list(facts.COLOURS)
     if concept in facts.SHAPES:
         kind, colour = concept, facts.COLOURS[str(rng.choice(colours))]
@@ -185,10 +193,9 @@ def concept_image(concept: str, rng: np.random.Generator) -> Image.Image:
     r = float(rng.uniform(0.2, 0.34))
     cx, cy = rng.uniform(r + 0.03, 1 - r - 0.03, size=2)
     bg = int(rng.integers(150, 246)) if concept not in ("white",) else int(rng.integers(40, 120))
-    scene = Scene(background=(bg, bg, bg), noise=float(rng.uniform(3, 12)),
-                  items=(Item(kind, colour, float(cx), float(cy), r, float(rng.uniform(-12, 12))),),
-                  noise_seed=int(rng.integers(2**31)), size=IMAGE_SIZE)
-    return render(scene)
+    return Scene(background=(bg, bg, bg), noise=float(rng.uniform(3, 12)),
+                 items=(Item(kind, colour, float(cx), float(cy), r, float(rng.uniform(-12, 12))),),
+                 noise_seed=int(rng.integers(2**31)), size=IMAGE_SIZE)
 
 
 def weak_image(image: Image.Image, rng: np.random.Generator) -> Image.Image:
@@ -198,6 +205,116 @@ def weak_image(image: Image.Image, rng: np.random.Generator) -> Image.Image:
         return small.resize(image.size, Image.BILINEAR).filter(ImageFilter.GaussianBlur(3))
     arr = np.asarray(image, dtype=np.float32)
     return Image.fromarray((arr * 0.15 + 0.85 * arr.mean()).astype(np.uint8))
+
+
+# ------------------------------------------------------------------------------ vision warm-up
+# Naming through the language model alone leaves a from-scratch vision tower near chance for a
+# long time. So the tower first learns, per patch, what covers it (shape, colour, digit) and
+# where objects are centred (what counting needs), from the label maps the renderer knows.
+
+_NAMED_COLOURS = {**facts.COLOURS, "white": (250, 250, 250), "black": (10, 10, 10), "grey": (128, 128, 128)}
+_COLOUR_NAMES = list(_NAMED_COLOURS)
+_DIGITS = [str(n) for n in range(21)]
+N_SHAPES = len(facts.SHAPES) + 1  # + the digit glyph
+# Per-patch heads (what covers the patch) and global heads on the mean patch feature (what the
+# questions ask: how many of each shape, the colour of each shape, which shape is leftmost...).
+# The global heads push scene-level facts into every patch token, where the LM will read them.
+PATCH_HEADS = {"shape": 1 + N_SHAPES, "colour": 1 + len(_COLOUR_NAMES)}
+GLOBAL_HEADS = {"count": (N_SHAPES, 7), "colour_of": (N_SHAPES, 1 + len(_COLOUR_NAMES)), "digit": (1, 1 + len(_DIGITS)),
+                "extreme": (4, 1 + N_SHAPES)}
+
+
+def _colour_class(rgb: tuple[int, int, int]) -> int:
+    dists = [sum((a - b) ** 2 for a, b in zip(rgb, ref)) for ref in _NAMED_COLOURS.values()]
+    return 1 + int(np.argmin(dists))
+
+
+def _shape_class(kind: str) -> int:
+    return 1 + (facts.SHAPES.index(kind) if kind in facts.SHAPES else len(facts.SHAPES))
+
+
+def scene_labels(scene: Scene, grid: int) -> dict[str, np.ndarray]:
+    """Per-patch classes ([grid*grid]) and scene-level classes for a scene; 0 = none."""
+    masks = item_masks(scene)
+    cell = scene.size // grid
+    shape = np.zeros((grid, grid), dtype=np.int64)
+    colour = np.zeros((grid, grid), dtype=np.int64)
+    count = np.zeros(N_SHAPES, dtype=np.int64)
+    colour_of = np.zeros(N_SHAPES, dtype=np.int64)
+    digit = np.zeros(1, dtype=np.int64)
+    extreme = np.zeros(4, dtype=np.int64)
+    if len(masks):
+        cover = masks[:, :cell * grid, :cell * grid].reshape(len(masks), grid, cell, grid, cell).mean((2, 4))
+        best = cover.argmax(0)
+        present = cover.max(0) >= 0.15
+        for i, it in enumerate(scene.items):
+            k = _shape_class(it.kind)
+            where = present & (best == i)
+            shape[where] = k
+            colour[where] = _colour_class(it.colour)
+            count[k - 1] = min(6, count[k - 1] + 1)
+            colour_of[k - 1] = _colour_class(it.colour)
+            if it.kind.startswith("digit:"):
+                digit[0] = 1 + _DIGITS.index(it.kind.split(":", 1)[1])
+        items = scene.items
+        for j, key in enumerate((lambda it: it.cx, lambda it: -it.cx, lambda it: it.cy, lambda it: -it.cy)):
+            extreme[j] = _shape_class(min(items, key=key).kind)  # left, right, top, bottom
+    return {"shape": shape.reshape(-1), "colour": colour.reshape(-1), "count": count, "colour_of": colour_of,
+            "digit": digit, "extreme": extreme}
+
+
+def _warmup_scene(pool: list[Sample], rng: np.random.Generator) -> Scene:
+    if rng.random() < 0.25:
+        concept = str(rng.choice(list(facts.SHAPES) + list(_NAMED_COLOURS) + _DIGITS))
+        return concept_scene(concept, rng)
+    return pool[int(rng.integers(len(pool)))].image.args[0]  # the Scene behind a mini image
+
+
+def warm_up_vision(model, processor, pool: list[Sample], cfg: "DemoConfig",
+                   progress: Callable[[str, int, int, float], None] | None = None) -> list[dict]:
+    tower = model.model.vision_tower
+    grid = cfg.image_size // cfg.patch_size
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.vision_hidden, n) for k, n in PATCH_HEADS.items()})
+    heads.update({k: torch.nn.Linear(cfg.vision_hidden, a * b) for k, (a, b) in GLOBAL_HEADS.items()})
+    params = list(tower.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=cfg.weight_decay)
+    steps = cfg.vision_steps
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 50) * max(0.1, 1 - s / max(1, steps)))
+    history, running = [], None
+    for step in range(steps):
+        rng = np.random.default_rng(derive_seed("demo", cfg.seed, "vision", step))
+        scenes = [_warmup_scene(pool, rng) for _ in range(cfg.vision_batch)]
+        pixels = processor.image_processor([render(s) for s in scenes], return_tensors="pt")["pixel_values"]
+        feats = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[model.config.vision_feature_layer][:, 1:]
+        pooled = feats.mean(1)
+        targets = [scene_labels(s, grid) for s in scenes]
+        loss, accuracy = 0.0, {}
+        for name, head in heads.items():
+            y = torch.from_numpy(np.stack([t[name] for t in targets])).reshape(-1)
+            if name in PATCH_HEADS:
+                logits = head(feats).reshape(-1, PATCH_HEADS[name])
+                weight = torch.ones(PATCH_HEADS[name])
+                weight[0] = 0.3  # most patches are background
+            else:
+                logits = head(pooled).reshape(-1, GLOBAL_HEADS[name][1])
+                weight = None
+            loss = loss + torch.nn.functional.cross_entropy(logits, y, weight=weight)
+            fg = (y > 0) if name != "count" else torch.ones_like(y, dtype=torch.bool)
+            accuracy[name] = float((logits[fg].argmax(-1) == y[fg]).float().mean()) if fg.any() else float("nan")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if progress:
+            progress("vision", step + 1, steps, running)
+        if (step + 1) % 50 == 0 or step + 1 == steps:
+            log.info("vision %d/%d loss %.4f accuracy %s", step + 1, steps, running,
+                     {k: round(v, 3) for k, v in accuracy.items()})
+            history.append({"stage": "vision", "step": step + 1, "loss": round(running, 5)})
+    return history
+
 
 
 # ------------------------------------------------------------------------------ examples
@@ -372,9 +489,14 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     stages = [("naming", naming_example, cfg.naming_steps, cfg.lr),
               ("pointer", pointer_example, cfg.pointer_steps, cfg.lr),
               ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
-    history = []
+    pool = [s for s in train if s.image is not None]
+    history = warm_up_vision(model, processor, pool, cfg, progress)
+    tower_params = {id(p) for p in model.model.vision_tower.parameters()}
     for stage, make, steps, lr in stages:
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+        # The warmed-up tower keeps learning, but slower than the projector and the LM.
+        groups = [{"params": [p for p in model.parameters() if id(p) in tower_params], "lr": lr * cfg.vision_lr_factor},
+                  {"params": [p for p in model.parameters() if id(p) not in tower_params], "lr": lr}]
+        opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
         warm = min(cfg.warmup, max(1, steps // 10))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
