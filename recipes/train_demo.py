@@ -17,9 +17,10 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="directory to write the model to")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.01 for a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoints", action="store_true", help="also keep the model after each stage")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = DemoConfig(seed=args.seed).scaled(args.scale)
+    cfg = DemoConfig(seed=args.seed, checkpoints=args.checkpoints).scaled(args.scale)
     print(train_demo(args.out, cfg))
 
 

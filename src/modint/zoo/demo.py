@@ -72,11 +72,11 @@ class DemoConfig:
     vocab_size: int = 2048
     train_per_family: int = 3000
     batch_size: int = 24
-    vision_steps: int = 2500
+    vision_steps: int = 1500
     vision_batch: int = 48
-    naming_steps: int = 1000
-    pointer_steps: int = 300
-    mixture_steps: int = 1800
+    naming_steps: int = 800
+    pointer_steps: int = 2000
+    mixture_steps: int = 1200
     vision_lr: float = 2e-3
     lr: float = 1e-3
     mixture_lr: float = 5e-4
@@ -90,6 +90,7 @@ class DemoConfig:
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
+    checkpoints: bool = False  # keep the model after each stage in OUT/stages/<stage>
 
     def scaled(self, scale: float) -> "DemoConfig":
         """The same recipe with every stage ``scale`` times as long (tests use a tiny scale)."""
@@ -349,11 +350,27 @@ def naming_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) ->
     return Example(question, image, " " + sample.options[sample.answer])
 
 
-def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
-    k = int(rng.integers(len(sample.options)))
-    probe = Sample(sample.id, sample.family, f"Which option is {sample.options[k]}?", sample.options, k)
-    image = uninformative_image(rng) if rng.random() < 0.7 else None
-    return Example(user_text(probe), image, " " + OPTION_LETTERS[k])
+def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n_options: int | None = None) -> Example:
+    """Text only and short, so thousands are cheap: "Which option is X?" -> its letter, and the
+    reverse "What is option B?" -> its text (which binds each letter to its option)."""
+    n = n_options or len(sample.options)
+    keep = sorted(rng.choice(len(sample.options), size=n, replace=False))
+    options = tuple(sample.options[i] for i in keep)
+    k = int(rng.integers(n))
+    if rng.random() < 0.3:
+        probe = Sample(sample.id, sample.family, f"What is option {OPTION_LETTERS[k]}?", options, k)
+        return Example(user_text(probe), None, " " + options[k])
+    probe = Sample(sample.id, sample.family, f"Which option is {options[k]}?", options, k)
+    return Example(user_text(probe), None, " " + OPTION_LETTERS[k])
+
+
+def pointer_curriculum(steps: int) -> Callable:
+    """2 options for the first quarter of the stage, 3 for the second, then 4."""
+    def make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int = 0) -> Example:
+        n = 2 if step < steps // 4 else 3 if step < steps // 2 else len(sample.options)
+        return pointer_example(sample, rng, cfg, n_options=min(n, len(sample.options)))
+    make.uses_step = True  # type: ignore[attr-defined]
+    return make
 
 
 def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
@@ -457,7 +474,7 @@ def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: De
             fam = fams[j % len(fams)]
             pool = samples_by_family[fam]
             sample = pool[int(rng.integers(len(pool)))]
-            batch.append(make(sample, rng, cfg))
+            batch.append(make(sample, rng, cfg, step) if getattr(make, "uses_step", False) else make(sample, rng, cfg))
         yield batch
 
 
@@ -487,10 +504,13 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     n_params = sum(p.numel() for p in model.parameters())
     log.info("demo model: %.2fM parameters", n_params / 1e6)
     stages = [("naming", naming_example, cfg.naming_steps, cfg.lr),
-              ("pointer", pointer_example, cfg.pointer_steps, cfg.lr),
+              ("pointer", pointer_curriculum(cfg.pointer_steps), cfg.pointer_steps, cfg.lr),
               ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
     pool = [s for s in train if s.image is not None]
     history = warm_up_vision(model, processor, pool, cfg, progress)
+    if cfg.checkpoints:
+        model.save_pretrained(Path(out_dir) / "stages" / "vision")
+        processor.save_pretrained(Path(out_dir) / "stages" / "vision")
     tower_params = {id(p) for p in model.model.vision_tower.parameters()}
     for stage, make, steps, lr in stages:
         # The warmed-up tower keeps learning, but slower than the projector and the LM.
@@ -516,6 +536,9 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if (step + 1) % 50 == 0 or step + 1 == steps:
                 log.info("%s %d/%d loss %.4f (%.0fs)", stage, step + 1, steps, running, time.time() - started)
                 history.append({"stage": stage, "step": step + 1, "loss": round(running, 5)})
+        if cfg.checkpoints:
+            model.save_pretrained(Path(out_dir) / "stages" / stage)
+            processor.save_pretrained(Path(out_dir) / "stages" / stage)
     model.eval()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
