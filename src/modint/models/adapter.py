@@ -9,8 +9,9 @@ generation, and masks of image-token positions. What differs between families li
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -119,6 +120,40 @@ class VLMAdapter:
         rows = torch.arange(len(batch.samples), device=keep.device)
         cols = torch.searchsorted(keep, batch.answer_index)
         return out.logits[rows, cols].float()
+
+    # ----- the LLM's input embeddings (for embedding-space PGD) --------------------------------
+    # Every family merges its image features into the language model's input embeddings and
+    # then calls the language model with ``inputs_embeds``. A pre-hook on the language model sees
+    # exactly that tensor, so reading and replacing it needs no per-family code.
+    def language_model(self) -> torch.nn.Module:
+        return self.model.get_decoder()
+
+    @contextmanager
+    def _on_embeds(self, fn: Callable[[torch.Tensor], torch.Tensor | None]):
+        def pre_hook(module, args, kwargs):
+            out = fn(kwargs["inputs_embeds"])
+            if out is not None:
+                kwargs["inputs_embeds"] = out
+            return args, kwargs
+
+        handle = self.language_model().register_forward_pre_hook(pre_hook, with_kwargs=True)
+        try:
+            yield
+        finally:
+            handle.remove()
+
+    def embed(self, batch: EncodedBatch) -> torch.Tensor:
+        """The LLM input embeddings E [B, L, H] with the image features merged in."""
+        seen: list[torch.Tensor] = []
+        with torch.no_grad(), self._on_embeds(lambda e: seen.append(e.detach().clone())):
+            self.answer_logits(batch)
+        return seen[0]
+
+    def answer_logits_from_embeds(self, batch: EncodedBatch, embeds: torch.Tensor) -> torch.Tensor:
+        """Answer-position logits when the LLM is fed ``embeds`` instead of its merged inputs
+        (differentiable w.r.t. ``embeds``)."""
+        with self._on_embeds(lambda e: embeds.to(e.dtype)):
+            return self.answer_logits(batch)
 
     def option_logits(self, logits: torch.Tensor, n_options: int) -> torch.Tensor:
         """Per-option scores from next-token logits [..., V]: logsumexp over each letter's

@@ -18,6 +18,8 @@ class FamilySpec:
 
 SPECS: dict[str, FamilySpec] = {
     "llava": FamilySpec("llava", "LLaVA-1.5", ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-1.5-13b-hf")),
+    "llava_next": FamilySpec("llava_next", "LLaVA-NeXT (1.6)", ("llava-hf/llava-v1.6-mistral-7b-hf",
+                                                              "llava-hf/llava-v1.6-vicuna-7b-hf")),
 }
 
 

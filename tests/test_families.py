@@ -1,0 +1,98 @@
+"""Every supported family, on its tiny random model: scoring equals a direct forward, text-only
+inputs work, the image-token mask is exact, gradients reach pixels and input embeddings, mixed
+batches equal one sample at a time, and a saved tiny model loads back through the generic path."""
+
+import numpy as np
+import pytest
+import torch
+
+from modint.models.adapter import VLMAdapter
+from modint.models.loading import load_adapter
+from modint.models.tiny import TINY_BUILDERS, build_tiny, save_tiny
+
+FAMILIES = sorted(TINY_BUILDERS)
+# Image tokens for a 50x40 (w x h) image, from each family's geometry (32 px tiles of 8 px patches):
+# LLaVA: one 4x4 grid. LLaVA-NeXT: the base tile (16) + the best pinpoint is 32x64 (h x w), a 4 x 8
+# feature grid; unpadding to the 50:40 aspect keeps columns 1..6 (4 x 6 = 24) + a newline per row (4).
+EXPECTED_IMAGE_TOKENS = {"llava": 16, "llava_next": 16 + 4 * 6 + 4}
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def adapter(request):
+    model, processor = build_tiny(request.param, seed=0)
+    return VLMAdapter(model.float().eval(), processor)
+
+
+def test_scores_equal_a_direct_forward(adapter, mixed_samples):
+    batch = adapter.encode(mixed_samples)
+    with torch.no_grad():
+        logits = adapter.model(**batch.inputs).logits
+    for i, (s, r) in enumerate(zip(mixed_samples, adapter.score(mixed_samples))):
+        row = logits[i, batch.answer_index[i]]
+        letters = [torch.logsumexp(row[adapter.letter_token_ids(l)], 0) for l in s.letters]
+        expected = torch.softmax(torch.stack(letters), 0).numpy()
+        np.testing.assert_allclose(r.probs, expected, atol=1e-5)
+
+
+def test_text_only_sample_has_no_image_tokens(adapter, mixed_samples):
+    text_only = mixed_samples[1]
+    assert text_only.image is None
+    batch = adapter.encode([text_only])
+    assert int(batch.image_token_mask.sum()) == 0 and "pixel_values" not in batch.inputs
+    assert abs(adapter.score([text_only])[0].probs.sum() - 1) < 1e-6
+
+
+def test_image_token_mask_is_exact(adapter, mixed_samples):
+    batch = adapter.encode([mixed_samples[0]])
+    assert mixed_samples[0].image.size == (50, 40)
+    assert int(batch.image_token_mask.sum()) == EXPECTED_IMAGE_TOKENS[adapter.spec.model_type]
+
+
+def test_gradients_reach_pixels_and_embeddings(adapter, mixed_samples):
+    sample = mixed_samples[0]
+    batch = adapter.encode([sample])
+    pixels = batch.inputs["pixel_values"].clone().requires_grad_(True)
+    batch.inputs["pixel_values"] = pixels
+    adapter.answer_logits(batch)[0, adapter.letter_token_ids("A")[0]].backward()
+    assert pixels.grad is not None and pixels.grad.abs().sum() > 0
+
+    batch = adapter.encode([sample])
+    embeds = adapter.embed(batch).requires_grad_(True)
+    assert embeds.shape[:2] == batch.inputs["input_ids"].shape
+    logits = adapter.answer_logits_from_embeds(batch, embeds)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits.numpy(), adapter.answer_logits(batch).numpy(), atol=1e-5)
+    logits[0, adapter.letter_token_ids("A")[0]].backward()
+    grad = embeds.grad[0]
+    assert grad.abs().sum() > 0
+    assert grad[batch.image_token_mask[0]].abs().sum() > 0  # the image positions are reachable too
+
+
+def test_mixed_batch_equals_one_at_a_time(adapter, mixed_samples):
+    together = adapter.score(mixed_samples)
+    for s, r in zip(mixed_samples, together):
+        np.testing.assert_allclose(r.probs, adapter.score([s])[0].probs, atol=1e-5)
+
+
+def test_saved_tiny_model_loads_through_the_generic_path(tmp_path, mixed_samples):
+    for family in FAMILIES:
+        path = save_tiny(family, tmp_path / family)
+        loaded = load_adapter(str(path))
+        assert loaded.spec.model_type == family
+        assert abs(loaded.score(mixed_samples[:1])[0].probs.sum() - 1) < 1e-6
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    cli = [sys.executable, "-m", "modint.cli"]
+    subprocess.run(cli + ["zoo", "tiny", family, "--out", str(tmp_path / "m")], check=True, env=env, capture_output=True)
+    subprocess.run(cli + ["diagnose", "--model", str(tmp_path / "m"), "--benchmark", "mini", "--limit", "8",
+                          "--out", str(tmp_path / "run"), "--quiet"], check=True, env=env, capture_output=True)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert sum(c["n"] for c in summary["conditions"]) > 0 and all(c["errors"] == 0 for c in summary["conditions"])
