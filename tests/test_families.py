@@ -14,7 +14,9 @@ FAMILIES = sorted(TINY_BUILDERS)
 # Image tokens for a 50x40 (w x h) image, from each family's geometry (32 px tiles of 8 px patches):
 # LLaVA: one 4x4 grid. LLaVA-NeXT: the base tile (16) + the best pinpoint is 32x64 (h x w), a 4 x 8
 # feature grid; unpadding to the 50:40 aspect keeps columns 1..6 (4 x 6 = 24) + a newline per row (4).
-EXPECTED_IMAGE_TOKENS = {"llava": 16, "llava_next": 16 + 4 * 6 + 4}
+# Qwen2-VL / 2.5-VL: resized to 28 x 56 (multiples of 28 within 28*28..56*56 pixels), 2 x 4 patches of
+# 14 px merged 2x2 = 2 tokens.
+EXPECTED_IMAGE_TOKENS = {"llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

@@ -76,7 +76,67 @@ def tiny_llava_next(seed: int = 0, image_size: int = TINY_IMAGE_SIZE, patch_size
     return model, processor
 
 
-TINY_BUILDERS: dict[str, Callable] = {"llava": tiny_llava, "llava_next": tiny_llava_next}
+# Qwen's conversation format, with its vision placeholders; trim_blocks-safe newlines.
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
+    "{% else %}{% set parts = message['content'] %}{% endif %}"
+    "<|im_start|>{{ message['role'] }}{{ '\n' }}{% for p in parts %}"
+    "{% if p['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+    "{% endfor %}<|im_end|>{{ '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\n' }}{% endif %}"
+)
+QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+
+
+def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl", hidden: int = 32, layers: int = 2):
+    """A Qwen2-VL / Qwen2.5-VL model (14 px patches merged 2x2) with the stand-in processor
+    (Qwen2VLProcessor needs torchvision). mrope_section sums to head_dim / 2."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from modint.models.processors import ExpandingProcessor
+
+    tokenizer = train_bpe_tokenizer(chat_template=QWEN_CHAT_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
+    heads = 2
+    half = hidden // heads // 2
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=2048,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                 "mrope_section": [half - 2 * (half // 3), half // 3, half // 3]},
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id)
+    common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+                  vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    if version == "qwen2_vl":
+        from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+        vision = dict(depth=layers, embed_dim=hidden, hidden_size=hidden, num_heads=heads, patch_size=14,
+                      spatial_merge_size=2, temporal_patch_size=2, in_channels=3, mlp_ratio=2)
+        config = Qwen2VLConfig(text_config=text, vision_config=vision, **common)
+        model_class = Qwen2VLForConditionalGeneration
+    else:
+        from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+        vision = dict(depth=layers, hidden_size=hidden, intermediate_size=2 * hidden, num_heads=heads,
+                      out_hidden_size=hidden, patch_size=14, spatial_merge_size=2, temporal_patch_size=2,
+                      window_size=56, fullatt_block_indexes=[layers - 1], in_channels=3)
+        config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, **common)
+        model_class = Qwen2_5_VLForConditionalGeneration
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2,
+                                               temporal_patch_size=2)
+    return model, ExpandingProcessor(image_processor, tokenizer, "<|image_pad|>", QWEN_CHAT_TEMPLATE)
+
+
+def tiny_qwen2_5_vl(seed: int = 0):
+    return tiny_qwen2_vl(seed, version="qwen2_5_vl")
+
+
+TINY_BUILDERS: dict[str, Callable] = {"llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
+                                      "qwen2_5_vl": tiny_qwen2_5_vl}
 
 
 def build_tiny(family: str, seed: int = 0):

@@ -91,6 +91,7 @@ class DemoConfig:
     no_image_rate: float = 0.1
     threads: int = 2
     checkpoints: bool = False  # keep the model after each stage in OUT/stages/<stage>
+    resume_from: str | None = None  # a stage checkpoint: run only the stages after it
 
     def scaled(self, scale: float) -> "DemoConfig":
         """The same recipe with every stage ``scale`` times as long (tests use a tiny scale)."""
@@ -499,7 +500,13 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     by_family = {f: [s for s in train if s.family == f] for f in (IMAGE_HEAVY, TEXT_HEAVY, VQA)}
     tokenizer = train_bpe_tokenizer(corpus_for_tokenizer(train, np.random.default_rng(cfg.seed)),
                                     vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
-    model, processor = build_demo(cfg, tokenizer)
+    if cfg.resume_from:  # continue a run from a stage checkpoint (OUT/stages/<stage>)
+        from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+        model = LlavaForConditionalGeneration.from_pretrained(cfg.resume_from, dtype=torch.float32)
+        processor = AutoProcessor.from_pretrained(cfg.resume_from)
+    else:
+        model, processor = build_demo(cfg, tokenizer)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     log.info("demo model: %.2fM parameters", n_params / 1e6)
@@ -507,8 +514,11 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
               ("pointer", pointer_curriculum(cfg.pointer_steps), cfg.pointer_steps, cfg.lr),
               ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
     pool = [s for s in train if s.image is not None]
-    history = warm_up_vision(model, processor, pool, cfg, progress)
-    if cfg.checkpoints:
+    done = ["vision", *(name for name, *_ in stages)]
+    done = done[:done.index(Path(cfg.resume_from).name) + 1] if cfg.resume_from else []
+    stages = [st for st in stages if st[0] not in done]
+    history = [] if "vision" in done else warm_up_vision(model, processor, pool, cfg, progress)
+    if cfg.checkpoints and "vision" not in done:
         model.save_pretrained(Path(out_dir) / "stages" / "vision")
         processor.save_pretrained(Path(out_dir) / "stages" / "vision")
     tower_params = {id(p) for p in model.model.vision_tower.parameters()}
