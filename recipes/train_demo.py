@@ -18,9 +18,15 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every stage's steps (0.01 for a smoke run)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoints", action="store_true", help="also keep the model after each stage")
+    parser.add_argument("--resume-from", help="a stage checkpoint (OUT/stages/<stage>): run the later stages only")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override DemoConfig fields")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    cfg = DemoConfig(seed=args.seed, checkpoints=args.checkpoints).scaled(args.scale)
+    cfg = DemoConfig(seed=args.seed, checkpoints=args.checkpoints, resume_from=args.resume_from)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        setattr(cfg, key, type(getattr(cfg, key))(value))
+    cfg = cfg.scaled(args.scale)
     print(train_demo(args.out, cfg))
 
 
