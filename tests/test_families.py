@@ -16,7 +16,9 @@ FAMILIES = sorted(TINY_BUILDERS)
 # feature grid; unpadding to the 50:40 aspect keeps columns 1..6 (4 x 6 = 24) + a newline per row (4).
 # Qwen2-VL / 2.5-VL: resized to 28 x 56 (multiples of 28 within 28*28..56*56 pixels), 2 x 4 patches of
 # 14 px merged 2x2 = 2 tokens.
-EXPECTED_IMAGE_TOKENS = {"llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
+# Idefics3 / SmolVLM: resized to longest edge 64 (64 x 51, rounded up to 64 x 64 in 32 px tiles):
+# 2 x 2 tiles + the global view, each 4x4 patches shuffled by 2 = 4 tokens: 5 x 4 = 20.
+EXPECTED_IMAGE_TOKENS = {"idefics3": 20, "smolvlm": 20, "llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

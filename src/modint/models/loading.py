@@ -35,25 +35,22 @@ def resolve_dtype(dtype: str | None, device: str) -> torch.dtype:
         raise ValueError(f"unknown dtype {dtype!r}; use auto, {', '.join(DTYPES)}") from None
 
 
-def _load_processor(source: str, model_type: str, trust_remote_code: bool):
+def _load_processor(source: str, config, trust_remote_code: bool):
     from transformers import AutoProcessor
 
     from modint.models.specs import SPECS
 
-    spec = SPECS.get(model_type)
+    spec = SPECS.get(config.model_type)
     try:
         return AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (AttributeError, ImportError, OSError, ValueError) as exc:
-        if spec is None or not spec.stand_in_image_processor:
+        if spec is None or not spec.stand_in:
             raise
         log.info("%s: %s; using the stand-in processor", source, exc)
     import importlib
 
-    from modint.models.processors import ExpandingProcessor
-
-    module, _, name = spec.stand_in_image_processor.rpartition(".")
-    image_processor_class = getattr(importlib.import_module(module), name)
-    return ExpandingProcessor.from_pretrained(source, image_processor_class, spec.image_token)
+    module, _, name = spec.stand_in.rpartition(".")
+    return getattr(importlib.import_module(module), name)(source, config)
 
 
 def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", device_map: str | None = None,
@@ -88,7 +85,7 @@ def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", de
     source = str(path) if path.is_dir() else model
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-        processor = _load_processor(source, config.model_type, trust_remote_code)
+        processor = _load_processor(source, config, trust_remote_code)
         kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
         if device_map:
             kwargs["device_map"] = device_map

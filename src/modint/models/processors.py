@@ -76,3 +76,26 @@ class ExpandingProcessor:
         template_file = Path(path) / "chat_template.jinja"
         template = template_file.read_text() if template_file.exists() else getattr(tokenizer, "chat_template", None)
         return cls(image_processor_class.from_pretrained(path), tokenizer, image_token, template)
+
+
+def qwen_stand_in(source: str, config) -> ExpandingProcessor:
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    return ExpandingProcessor.from_pretrained(source, Qwen2VLImageProcessorPil, "<|image_pad|>")
+
+
+def smolvlm_stand_in(source: str, config):
+    """SmolVLM's processor needs torchvision (video); Idefics3's builds the very same image
+    prompt string (tiles with row/col tags, then the global image), so it serves for images."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer, Idefics3Processor
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    vision = config.vision_config
+    seq_len = int((vision.image_size // vision.patch_size) ** 2 / config.scale_factor ** 2)
+    template_file = Path(source) / "chat_template.jinja"
+    template = template_file.read_text() if template_file.exists() else getattr(tokenizer, "chat_template", None)
+    return Idefics3Processor(image_processor=SmolVLMImageProcessorPil.from_pretrained(source), tokenizer=tokenizer,
+                             image_seq_len=seq_len, chat_template=template)

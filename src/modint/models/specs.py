@@ -14,21 +14,22 @@ class FamilySpec:
     hub_examples: tuple[str, ...] = ()
     image_token: str = "<image>"
     system_prompt: str | None = SYSTEM_PROMPT
-    # The family's processor class needs torchvision: build the stand-in (models/processors.py)
-    # from the tokenizer and this PIL image processor class instead.
-    stand_in_image_processor: str | None = None
+    # Where the family's own processor class cannot be built (it needs torchvision), a function
+    # (source, config) -> processor that builds an equivalent one (see models/processors.py).
+    stand_in: str | None = None
 
-
-_QWEN_PIL = "transformers.models.qwen2_vl.image_processing_pil_qwen2_vl.Qwen2VLImageProcessorPil"
 
 SPECS: dict[str, FamilySpec] = {
+    "idefics3": FamilySpec("idefics3", "Idefics3", ("HuggingFaceM4/Idefics3-8B-Llama3",)),
+    "smolvlm": FamilySpec("smolvlm", "SmolVLM", ("HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolVLM2-2.2B-Instruct"),
+                          stand_in="modint.models.processors.smolvlm_stand_in"),
     "llava": FamilySpec("llava", "LLaVA-1.5", ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-1.5-13b-hf")),
     "llava_next": FamilySpec("llava_next", "LLaVA-NeXT (1.6)", ("llava-hf/llava-v1.6-mistral-7b-hf",
                                                               "llava-hf/llava-v1.6-vicuna-7b-hf")),
     "qwen2_vl": FamilySpec("qwen2_vl", "Qwen2-VL", ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct"),
-                           image_token="<|image_pad|>", stand_in_image_processor=_QWEN_PIL),
+                           image_token="<|image_pad|>", stand_in="modint.models.processors.qwen_stand_in"),
     "qwen2_5_vl": FamilySpec("qwen2_5_vl", "Qwen2.5-VL", ("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct"),
-                             image_token="<|image_pad|>", stand_in_image_processor=_QWEN_PIL),
+                             image_token="<|image_pad|>", stand_in="modint.models.processors.qwen_stand_in"),
 }
 
 

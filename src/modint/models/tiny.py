@@ -135,7 +135,50 @@ def tiny_qwen2_5_vl(seed: int = 0):
     return tiny_qwen2_vl(seed, version="qwen2_5_vl")
 
 
-TINY_BUILDERS: dict[str, Callable] = {"llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
+IDEFICS3_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
+    "{% else %}{% set parts = message['content'] %}{% endif %}{{ message['role'] | capitalize }}:"
+    "{% for p in parts %}{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
+    "{% endfor %}<end_of_utterance>{{ '\n' }}{% endfor %}"
+    "{% if add_generation_prompt %}Assistant:{% endif %}"
+)
+
+
+def tiny_idefics3(seed: int = 0, family: str = "idefics3", hidden: int = 32, layers: int = 2):
+    """Idefics3 or SmolVLM: a SigLIP-style tower on 32 px tiles (images split into tiles plus a
+    global view), pixel shuffle by 2, Llama LM. SmolVLM's processor needs torchvision; Idefics3's
+    builds the same image prompt, so it serves both."""
+    from transformers import Idefics3Processor, LlamaConfig
+
+    tokenizer = train_bpe_tokenizer(chat_template=IDEFICS3_CHAT_TEMPLATE)
+    if family == "idefics3":
+        from transformers import Idefics3Config as Config, Idefics3ForConditionalGeneration as Model
+        from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil as ImageProc
+    else:
+        from transformers import SmolVLMConfig as Config, SmolVLMForConditionalGeneration as Model
+        from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil as ImageProc
+    image_processor = ImageProc(size={"longest_edge": 2 * TINY_IMAGE_SIZE}, max_image_size={"longest_edge": TINY_IMAGE_SIZE})
+    seq_len = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2 // 4
+    processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=seq_len,
+                                  chat_template=IDEFICS3_CHAT_TEMPLATE)  # adds its tokens to the tokenizer
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH)
+    config = Config(vision_config=vision, text_config=text.to_dict(), scale_factor=2,
+                    image_token_id=processor.image_token_id)
+    torch.manual_seed(seed)
+    return Model(config).eval(), processor
+
+
+def tiny_smolvlm(seed: int = 0):
+    return tiny_idefics3(seed, family="smolvlm")
+
+
+TINY_BUILDERS: dict[str, Callable] = {"idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
                                       "qwen2_5_vl": tiny_qwen2_5_vl}
 
 
