@@ -1,14 +1,18 @@
-"""Every metric against values computed by hand."""
+"""Every metric against values computed by hand (or by an independent implementation)."""
 
 import json
 import random
 
 import numpy as np
 import pytest
+from scipy.spatial.distance import jensenshannon
 
 from modint.diagnose.metrics import js_divergence, mcnemar_exact_p, paired_bootstrap_ci, summarize, wilson_ci
 
 REF = {"image_heavy": "clean", "text_heavy": "noise_image", "vqa": "clean"}
+ROW_KEYS = {"family", "condition", "n", "accuracy", "accuracy_ci95", "delta", "delta_ci95", "flip_rate",
+            "harmful_flip_rate", "beneficial_flip_rate", "mcnemar_p", "js_mean", "gold_prob_shift",
+            "followed_distractor_rate", "errors", "unparsed", "is_reference"}
 
 
 def rec(id, cond, gold, pred, probs=None, distractor=None, error=None, family="image_heavy"):
@@ -16,7 +20,7 @@ def rec(id, cond, gold, pred, probs=None, distractor=None, error=None, family="i
             "correct": pred == gold and error is None, "probs": probs, "error": error, "distractor": distractor}
 
 
-# Four image-heavy samples, clean vs misleading (see the hand computation in each test).
+# Four image-heavy samples, clean (3/4 right) vs misleading text (2/4 right).
 RECORDS = [
     rec("a", "clean", 0, 0, [.7, .1, .1, .1]),
     rec("b", "clean", 1, 1, [.1, .6, .2, .1]),
@@ -34,16 +38,19 @@ def row(summary, family, condition):
 
 
 def test_wilson_by_hand():
-    # p = .8, z^2 = 3.8415: centre = (.8 + .19207) / 1.38415 = .71674, half = .22658
+    # p = .8, z^2/n = .384146: centre = (.8 + .192073) / 1.384146 = .716740, half = .226578
     lo, hi = wilson_ci(8, 10)
     assert lo == pytest.approx(0.4901625, abs=1e-6) and hi == pytest.approx(0.9433178, abs=1e-6)
+    # p = .5 is symmetric about .5: centre .5, half = z * sqrt(.0625 + z^2/64) / (1 + z^2/4) = .349961
+    assert wilson_ci(2, 4) == pytest.approx((0.1500390, 0.8499610), abs=1e-6)
     assert wilson_ci(0, 5)[0] == 0.0 and wilson_ci(5, 5)[1] == 1.0
     assert wilson_ci(0, 0) == (None, None)
 
 
 def test_mcnemar_by_hand():
-    assert mcnemar_exact_p(1, 5) == pytest.approx(14 / 64)  # 2 * (C(6,0) + C(6,1)) / 2^6
-    assert mcnemar_exact_p(2, 1) == 1.0  # 2 * (1 + 3) / 8 capped at 1
+    assert mcnemar_exact_p(1, 5) == pytest.approx(0.21875)  # 2 * (C(6,0) + C(6,1)) / 2^6 = 14/64
+    assert mcnemar_exact_p(5, 1) == pytest.approx(0.21875)  # symmetric in b, c
+    assert mcnemar_exact_p(2, 1) == 1.0  # 2 * (1 + 3) / 8 = 1, capped
     assert mcnemar_exact_p(0, 10) == pytest.approx(2 / 1024)
     assert mcnemar_exact_p(0, 0) == 1.0
 
@@ -51,9 +58,14 @@ def test_mcnemar_by_hand():
 def test_js_by_hand():
     assert js_divergence([1, 0], [0, 1]) == pytest.approx(1.0)
     assert js_divergence([.25, .75], [.25, .75]) == pytest.approx(0.0, abs=1e-12)
-    # M = [.75, .25]: H(M) = .811278; (H(p) + H(q)) / 2 = (1 + 0) / 2
+    # M = [.75, .25]: H(M) = .811278; (H(p) + H(q)) / 2 = (1 + 0) / 2 -> .311278
     assert js_divergence([.5, .5], [1, 0]) == pytest.approx(0.311278124, abs=1e-8)
     assert js_divergence([2, 2], [4, 0]) == pytest.approx(0.311278124, abs=1e-8)  # renormalised
+    # An independent implementation (scipy returns the square root of the divergence).
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        p, q = rng.random(5), rng.random(5)
+        assert js_divergence(p, q) == pytest.approx(jensenshannon(p, q, base=2) ** 2, abs=1e-12)
 
 
 def test_bootstrap_is_seeded_and_brackets_the_delta():
@@ -62,6 +74,7 @@ def test_bootstrap_is_seeded_and_brackets_the_delta():
     ci1, ci2 = paired_bootstrap_ci(a, b, 500, seed=3), paired_bootstrap_ci(a, b, 500, seed=3)
     assert ci1 == ci2 and ci1 != paired_bootstrap_ci(a, b, 500, seed=4)
     assert ci1[0] < (b - a).mean() < ci1[1]
+    assert ci1[1] - ci1[0] < 0.3  # about 4 standard errors of a 200-pair difference, not [-1, 1]
     assert paired_bootstrap_ci([1, 1, 1], [0, 0, 0], 100) == (-1.0, -1.0)  # no variation: a point
     assert paired_bootstrap_ci([], [], 100) == (None, None)
 
@@ -69,28 +82,41 @@ def test_bootstrap_is_seeded_and_brackets_the_delta():
 def test_summary_by_hand():
     s = summarize(RECORDS, REF, n_boot=300)
     clean, mis = row(s, "image_heavy", "clean"), row(s, "image_heavy", "misleading_text")
+    assert set(clean) == ROW_KEYS and set(mis) == ROW_KEYS
     assert clean["accuracy"] == 0.75 and mis["accuracy"] == 0.5 and mis["n"] == 4
+    assert mis["accuracy_ci95"] == pytest.approx([0.1500390, 0.8499610], abs=1e-6)  # Wilson 2/4
     assert mis["delta"] == pytest.approx(-0.25)
     assert mis["flip_rate"] == 0.75  # a 0->1, c 2->0, d 3->2; b stays
     assert mis["harmful_flip_rate"] == 0.5  # a, d
     assert mis["beneficial_flip_rate"] == 0.25  # c
     assert mis["mcnemar_p"] == 1.0  # b=2, c=1
     assert mis["followed_distractor_rate"] == 0.5  # a and d chose the named wrong option
-    assert mis["gold_prob_shift"] == pytest.approx((-.4 + .1 + .3 - .6) / 4)
-    expected_js = np.mean([js_divergence(p["probs"], q["probs"]) for p, q in zip(RECORDS[:4], RECORDS[4:])])
-    assert mis["js_mean"] == pytest.approx(expected_js) and mis["js_mean"] > 0.1
+    assert mis["gold_prob_shift"] == pytest.approx((-.4 + .1 + .3 - .6) / 4)  # q[gold] - p[gold] per id
+    assert mis["js_mean"] == pytest.approx(0.18006685, abs=1e-7)  # mean of the four pairs' JS
     assert mis["delta_ci95"][0] <= -0.25 <= mis["delta_ci95"][1]
-    assert clean["delta"] is None and clean["flip_rate"] is None and clean["is_reference"]
-    assert clean["followed_distractor_rate"] is None
-    fam = s["families"][0]
-    assert fam["worst_case_accuracy"] == 0.25 and fam["n_samples"] == 4  # only b is right under both
-    json.dumps(s)
+    assert clean["is_reference"] and not mis["is_reference"]
+    assert all(clean[k] is None for k in ("delta", "flip_rate", "harmful_flip_rate", "beneficial_flip_rate",
+                                          "mcnemar_p", "js_mean", "gold_prob_shift"))
+    assert clean["delta_ci95"] == [None, None] and clean["followed_distractor_rate"] is None
+    assert s["families"] == [{"family": "image_heavy", "n_samples": 4, "conditions": ["clean", "misleading_text"],
+                              "n_worst_case": 4, "worst_case_accuracy": 0.25,  # only b is right under both
+                              "worst_case_ci95": list(wilson_ci(1, 4))}]
+    assert s["families"][0]["worst_case_ci95"] == pytest.approx([0.0455873, 0.6993582], abs=1e-6)
 
 
 def test_order_independent():
     shuffled = RECORDS[:]
     random.Random(1).shuffle(shuffled)
-    assert summarize(shuffled, REF, n_boot=300) == summarize(RECORDS, REF, n_boot=300)
+    assert shuffled != RECORDS
+    assert json.dumps(summarize(shuffled, REF, n_boot=300)) == json.dumps(summarize(RECORDS, REF, n_boot=300))
+
+
+def test_bootstrap_seed_comes_from_run_seed():
+    # 40 ids so the bootstrap distribution is not degenerate; the CI must move with the run seed only.
+    recs = [rec(f"s{i}", c, 0, int(i % k == 0)) for i in range(40) for c, k in (("clean", 3), ("blur", 2))]
+    first = row(summarize(recs, REF, n_boot=200, seed=0), "image_heavy", "blur")["delta_ci95"]
+    assert first == row(summarize(recs[::-1], REF, n_boot=200, seed=0), "image_heavy", "blur")["delta_ci95"]
+    assert first != row(summarize(recs, REF, n_boot=200, seed=1), "image_heavy", "blur")["delta_ci95"]
 
 
 def test_errors_unparsed_and_duplicates():
@@ -101,25 +127,58 @@ def test_errors_unparsed_and_duplicates():
     assert clean["errors"] == 1 and clean["n"] == 5 and clean["unparsed"] == 1
     assert clean["accuracy"] == pytest.approx(3 / 5)  # an unparsed answer stays in the denominator
     mis = row(s, "image_heavy", "misleading_text")
-    assert mis["delta"] == pytest.approx(-0.25)  # e and f have no misleading record: not paired
+    assert mis["delta"] == pytest.approx(-0.25) and mis["errors"] == 0  # e, f have no misleading record
+    fam = s["families"][0]
+    assert fam["n_samples"] == 5 and fam["n_worst_case"] == 4 and fam["worst_case_accuracy"] == 0.25
     with pytest.raises(ValueError, match="duplicate record for sample 'a' under condition 'clean'"):
         summarize(RECORDS + [RECORDS[0]], REF)
 
 
-def test_reference_missing_gives_no_paired_figures_and_families_are_separate():
-    records = [rec("t1", "black_image", 0, 0, family="text_heavy"), rec("t1", "no_image", 0, 1, family="text_heavy")]
+def test_error_under_one_condition_drops_the_pair():
+    records = [r for r in RECORDS if not (r["id"] == "a" and r["condition"] == "misleading_text")]
+    records.append(rec("a", "misleading_text", 0, None, error="boom"))
+    mis = row(summarize(records, REF, n_boot=50), "image_heavy", "misleading_text")
+    # pairs b, c, d: ref 1,0,1 vs cond 1,1,0 -> delta 0; flips c, d
+    assert mis["n"] == 3 and mis["errors"] == 1 and mis["delta"] == pytest.approx(0.0)
+    assert mis["flip_rate"] == pytest.approx(2 / 3) and mis["harmful_flip_rate"] == pytest.approx(1 / 3)
+
+
+def test_unparsed_flips_and_distractor():
+    records = [rec("x", "clean", 0, None), rec("x", "blur", 0, None, distractor=1),
+               rec("y", "clean", 0, None), rec("y", "blur", 0, 2, distractor=2)]
+    blur = row(summarize(records, REF, n_boot=20), "image_heavy", "blur")
+    assert blur["flip_rate"] == 0.5  # None -> None is no flip, None -> 2 is
+    assert blur["accuracy"] == 0.0 and blur["unparsed"] == 1 and blur["followed_distractor_rate"] == 0.5
+    assert blur["js_mean"] is None and blur["gold_prob_shift"] is None  # no probs (generate scoring)
+
+
+def test_reference_missing_gives_no_paired_figures_and_families_are_ordered():
+    records = [rec("t1", "black_image", 0, 0, family="text_heavy"), rec("t1", "no_image", 0, 1, family="text_heavy"),
+               rec("z1", "clean", 0, 0, family="zeta"), rec("q1", "clean", 0, 0, family="alpha"),
+               rec("v1", "clean", 0, 0, family="vqa")]
     s = summarize(records + RECORDS, REF, n_boot=50)
+    assert [f["family"] for f in s["families"]] == ["image_heavy", "text_heavy", "vqa", "alpha", "zeta"]
     assert [c["family"] for c in s["conditions"]][:2] == ["image_heavy", "image_heavy"]
     black = row(s, "text_heavy", "black_image")
-    assert black["accuracy"] == 1.0 and black["delta"] is None and black["delta_ci95"] == [None, None]
+    assert black["accuracy"] == 1.0 and not black["is_reference"]
+    assert black["delta"] is None and black["delta_ci95"] == [None, None] and black["mcnemar_p"] is None
     assert row(s, "text_heavy", "no_image")["accuracy"] == 0.0
     text_family = next(f for f in s["families"] if f["family"] == "text_heavy")
     assert text_family["worst_case_accuracy"] == 0.0
 
 
-def test_condition_order_reference_first_then_given_order():
+def test_condition_order_reference_first():
     records = [rec("t1", c, 0, 0, family="text_heavy") for c in ("white_image", "noise_image", "switched_image")]
-    s = summarize(records, REF, n_boot=10, condition_order=["noise_image", "switched_image", "white_image"])
-    assert [c["condition"] for c in s["conditions"]] == ["noise_image", "switched_image", "white_image"]
     s = summarize(records, REF, n_boot=10)
     assert [c["condition"] for c in s["conditions"]] == ["noise_image", "switched_image", "white_image"]
+    s = summarize(records, REF, n_boot=10, condition_order=["white_image", "switched_image"])
+    assert [c["condition"] for c in s["conditions"]] == ["noise_image", "white_image", "switched_image"]
+
+
+def test_numpy_inputs_give_json_ready_output():
+    records = [{**r, "gold": np.int64(r["gold"]), "pred": np.int64(r["pred"]), "correct": np.bool_(r["correct"]),
+                "probs": np.asarray(r["probs"], dtype=np.float32),
+                "distractor": None if r["distractor"] is None else np.int64(r["distractor"])} for r in RECORDS]
+    s = summarize(records, REF, n_boot=50)
+    assert json.loads(json.dumps(s)) == s
+    assert row(s, "image_heavy", "misleading_text")["flip_rate"] == 0.75

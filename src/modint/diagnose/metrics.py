@@ -2,7 +2,8 @@
 family's reference condition (delta with a seeded paired-bootstrap CI, flips, exact McNemar,
 Jensen-Shannon divergence, gold-probability shift), followed-distractor rate, worst case.
 
-Pure functions of the records (numpy + scipy, no torch); results do not depend on record order.
+Pure functions of the records (numpy + scipy, no torch); results do not depend on record order,
+and every number is a plain Python int/float/None so the summary goes straight to json.dumps.
 """
 
 from __future__ import annotations
@@ -17,53 +18,54 @@ from modint.seeding import derive_seed
 
 Z95 = 1.959963984540054
 FAMILY_ORDER = ("image_heavy", "text_heavy", "vqa")
+PAIRED_KEYS = ("delta", "delta_ci95", "flip_rate", "harmful_flip_rate", "beneficial_flip_rate",
+               "mcnemar_p", "js_mean", "gold_prob_shift")
 
 
 def wilson_ci(k: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
-    """Wilson score interval for k successes out of n (good near 0 and 1, unlike the normal one)."""
+    """Wilson score interval for k successes out of n (sane near 0 and 1, unlike the normal one)."""
     if n == 0:
         return (None, None)
     p = k / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    # Clamp: at k = 0 or k = n the bound is 0 or 1 analytically but may miss by rounding.
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def paired_bootstrap_ci(ref: Sequence[float], cond: Sequence[float], n_boot: int = 2000,
+def paired_bootstrap_ci(ref_correct: Sequence[float], cond_correct: Sequence[float], n_boot: int = 2000,
                         seed: int = 0) -> tuple[float | None, float | None]:
-    """95% percentile CI of mean(cond - ref), resampling the paired samples jointly."""
-    diff = np.asarray(cond, dtype=float) - np.asarray(ref, dtype=float)
+    """95% percentile CI of mean(cond - ref); samples are resampled jointly to keep the pairing."""
+    diff = np.asarray(cond_correct, dtype=float) - np.asarray(ref_correct, dtype=float)
     if diff.size == 0:
         return (None, None)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, diff.size, size=(n_boot, diff.size))
-    means = diff[idx].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
+    lo, hi = np.percentile(diff[idx].mean(axis=1), [2.5, 97.5])
     return (float(lo), float(hi))
 
 
 def mcnemar_exact_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar test on the discordant counts (b: ref right / cond wrong,
-    c: ref wrong / cond right)."""
-    n = b + c
-    if n == 0:
+    """Two-sided exact McNemar p on the discordant counts (b: ref right / cond wrong,
+    c: ref wrong / cond right); exact because discordant counts are often tiny."""
+    if b + c == 0:
         return 1.0
-    return float(min(1.0, 2 * binom.cdf(min(b, c), n, 0.5)))
+    return float(min(1.0, 2 * binom.cdf(min(b, c), b + c, 0.5)))
 
 
 def _entropy_bits(p: np.ndarray) -> float:
-    nz = p[p > 0]
+    nz = p[p > 0]  # 0 * log 0 = 0
     return float(-(nz * np.log2(nz)).sum())
 
 
 def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
-    """Jensen-Shannon divergence in bits (0 = same distribution, 1 = disjoint)."""
+    """Jensen-Shannon divergence in bits: 0 for equal distributions, 1 for disjoint ones."""
     p = np.asarray(p, dtype=float)
     q = np.asarray(q, dtype=float)
     p, q = p / p.sum(), q / q.sum()
-    m = (p + q) / 2
-    return max(0.0, _entropy_bits(m) - (_entropy_bits(p) + _entropy_bits(q)) / 2)
+    js = _entropy_bits((p + q) / 2) - (_entropy_bits(p) + _entropy_bits(q)) / 2
+    return min(1.0, max(0.0, js))  # clamp rounding noise to the true range
 
 
 def _family_key(family: str) -> tuple[int, str]:
@@ -71,88 +73,90 @@ def _family_key(family: str) -> tuple[int, str]:
 
 
 def _index(records: Iterable[dict]) -> dict[tuple[str, str], dict[str, dict]]:
-    """(family, condition) -> id -> record; a repeated (id, condition) is an error."""
+    """(family, condition) -> id -> record; a repeated (id, condition) is an error, not an overwrite."""
     table: dict[tuple[str, str], dict[str, dict]] = {}
     seen: set[tuple[str, str]] = set()
     for r in records:
-        key = (r["id"], r["condition"])
+        key = (str(r["id"]), str(r["condition"]))
         if key in seen:
-            raise ValueError(f"duplicate record for sample {r['id']!r} under condition {r['condition']!r}")
+            raise ValueError(f"duplicate record for sample {key[0]!r} under condition {key[1]!r}")
         seen.add(key)
-        table.setdefault((r["family"], r["condition"]), {})[r["id"]] = r
+        table.setdefault((str(r["family"]), key[1]), {})[key[0]] = r
     return table
 
 
-def _paired(ref: dict[str, dict], cond: dict[str, dict], family: str, condition: str, n_boot: int,
-            seed: int) -> dict[str, Any]:
-    ids = sorted(i for i in cond if i in ref and not cond[i]["error"] and not ref[i]["error"])
-    none = {"delta": None, "delta_ci95": [None, None], "flip_rate": None, "harmful_flip_rate": None,
-            "beneficial_flip_rate": None, "mcnemar_p": None, "js_mean": None, "gold_prob_shift": None, "paired_n": 0}
+def _ok(recs: dict[str, dict]) -> dict[str, dict]:
+    return {i: r for i, r in recs.items() if not r.get("error")}
+
+
+def _pred(r: dict) -> int | None:
+    return None if r.get("pred") is None else int(r["pred"])
+
+
+def _paired(ref: dict[str, dict], cond: dict[str, dict], n_boot: int, seed: int) -> dict[str, Any]:
+    """Paired figures over the ids with a non-error record under both ref and cond."""
+    ids = sorted(set(ref) & set(cond))  # sorted: arrays (and so the bootstrap) ignore record order
     if not ids:
-        return none
+        return {k: [None, None] if k == "delta_ci95" else None for k in PAIRED_KEYS}
     a = np.array([bool(ref[i]["correct"]) for i in ids], dtype=float)
     b = np.array([bool(cond[i]["correct"]) for i in ids], dtype=float)
     harmful = int(((a == 1) & (b == 0)).sum())
     beneficial = int(((a == 0) & (b == 1)).sum())
-    flips = sum(ref[i]["pred"] != cond[i]["pred"] for i in ids)
-    lo, hi = paired_bootstrap_ci(a, b, n_boot, derive_seed("bootstrap", seed, family, condition))
+    flips = sum(_pred(ref[i]) != _pred(cond[i]) for i in ids)  # None is a value of its own
     js, shift = [], []
     for i in ids:
         p, q = ref[i].get("probs"), cond[i].get("probs")
-        if p is not None and q is not None and len(p) == len(q):
-            js.append(js_divergence(p, q))
-            gold = cond[i]["gold"]
-            shift.append(q[gold] - p[gold])
+        if p is None or q is None or len(p) != len(q):
+            continue
+        js.append(js_divergence(p, q))
+        gold = cond[i].get("gold")
+        if gold is not None and 0 <= int(gold) < len(q):
+            shift.append(float(q[int(gold)]) - float(p[int(gold)]))
     n = len(ids)
-    return {"delta": float(b.mean() - a.mean()), "delta_ci95": [lo, hi], "flip_rate": flips / n,
-            "harmful_flip_rate": harmful / n, "beneficial_flip_rate": beneficial / n,
+    return {"delta": float(b.mean() - a.mean()), "delta_ci95": list(paired_bootstrap_ci(a, b, n_boot, seed)),
+            "flip_rate": flips / n, "harmful_flip_rate": harmful / n, "beneficial_flip_rate": beneficial / n,
             "mcnemar_p": mcnemar_exact_p(harmful, beneficial),
-            "js_mean": float(np.mean(js)) if js else None, "gold_prob_shift": float(np.mean(shift)) if shift else None,
-            "paired_n": n}
+            "js_mean": float(np.mean(js)) if js else None, "gold_prob_shift": float(np.mean(shift)) if shift else None}
 
 
 def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 2000, seed: int = 0,
               condition_order: Sequence[str] = ()) -> dict[str, Any]:
-    """``{"conditions": [...], "families": [...]}`` as in DESIGN section 3.
+    """``{"conditions": [...], "families": [...]}``: one row per (family, condition) present.
 
-    Paired figures compare each condition with its family's reference condition on the samples
-    that ran under both; on the reference row itself they are None.
+    Paired figures compare a condition with its family's reference condition on the samples with a
+    non-error record under both; they are None on the reference row and when the reference is absent.
+    Rows: families in FAMILY_ORDER then alphabetically; the reference condition first, then the
+    others in ``condition_order`` (the engine passes the registry order), then alphabetically.
     """
     table = _index(records)
-    families = sorted({f for f, _ in table}, key=_family_key)
+    rank = {c: i for i, c in enumerate(condition_order)}
     rows: list[dict[str, Any]] = []
     family_rows: list[dict[str, Any]] = []
-    for family in families:
+    for family in sorted({f for f, _ in table}, key=_family_key):
         ref_name = reference.get(family)
-        rank = {c: i for i, c in enumerate(condition_order)}
         names = sorted((c for f, c in table if f == family),
                        key=lambda c: (c != ref_name, rank.get(c, len(rank)), c))
-        ref = table.get((family, ref_name), {})
+        ref_ok = _ok(table.get((family, ref_name), {}))
         for name in names:
             recs = table[(family, name)]
-            ok = [r for r in recs.values() if not r["error"]]
-            k = sum(bool(r["correct"]) for r in ok)
-            lo, hi = wilson_ci(k, len(ok))
-            with_distractor = [r for r in ok if r.get("distractor") is not None]
+            ok = _ok(recs)
+            k = sum(bool(r["correct"]) for r in ok.values())
             is_ref = name == ref_name
-            row = {"family": family, "condition": name, "is_reference": is_ref, "reference": ref_name,
-                   "n": len(ok), "accuracy": k / len(ok) if ok else None, "accuracy_ci95": [lo, hi]}
-            row.update(_paired(ref, recs, family, name, n_boot, seed) if ref and not is_ref else
-                       {**_paired({}, {}, family, name, n_boot, seed)})
-            row["followed_distractor_rate"] = (sum(r["pred"] == r["distractor"] for r in with_distractor)
-                                               / len(with_distractor)) if with_distractor else None
-            row["unparsed"] = sum(r["pred"] is None for r in ok)
-            row["errors"] = len(recs) - len(ok)
-            rows.append(row)
-        # Worst case: a sample counts only if it is right under every condition of its family.
-        per_id: dict[str, list[bool]] = {}
-        complete = set.intersection(*({i for i, r in table[(family, c)].items() if not r["error"]} for c in names))
-        for c in names:
-            for i in complete:
-                per_id.setdefault(i, []).append(bool(table[(family, c)][i]["correct"]))
-        k = sum(all(v) for v in per_id.values())
-        lo, hi = wilson_ci(k, len(per_id))
-        family_rows.append({"family": family, "reference": ref_name, "conditions": names,
-                            "n_samples": len(complete), "worst_case_accuracy": k / len(per_id) if per_id else None,
-                            "worst_case_ci95": [lo, hi]})
+            # Seed from (seed, family, condition), not from position, so rows are reproducible alone.
+            paired = _paired({} if is_ref else ref_ok, ok, n_boot, derive_seed("bootstrap", seed, family, name))
+            named = [r for r in ok.values() if r.get("distractor") is not None]
+            followed = sum(_pred(r) == int(r["distractor"]) for r in named)
+            rows.append({"family": family, "condition": name, "is_reference": is_ref, "n": len(ok),
+                         "accuracy": k / len(ok) if ok else None, "accuracy_ci95": list(wilson_ci(k, len(ok))),
+                         **paired, "followed_distractor_rate": followed / len(named) if named else None,
+                         "unparsed": sum(r.get("pred") is None for r in ok.values()),
+                         "errors": len(recs) - len(ok)})
+        # Worst case: among ids that ran cleanly under every condition, those right under all of them.
+        ok_by_cond = [_ok(table[(family, c)]) for c in names]
+        complete = set.intersection(*(set(o) for o in ok_by_cond))
+        k = sum(all(bool(o[i]["correct"]) for o in ok_by_cond) for i in complete)
+        family_rows.append({"family": family, "n_samples": len(set().union(*ok_by_cond)), "conditions": names,
+                            "n_worst_case": len(complete),
+                            "worst_case_accuracy": k / len(complete) if complete else None,
+                            "worst_case_ci95": list(wilson_ci(k, len(complete)))})
     return {"conditions": rows, "families": family_rows}
