@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from modint.data.sample import OPTION_LETTERS, Sample
-from modint.models.prompts import chat_messages, parse_answer
+from modint.models.prompts import chat_messages, parse_answer, user_text
 from modint.models.specs import FamilySpec, spec_for
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,8 @@ class VLMAdapter:
     # ----- inputs ---------------------------------------------------------------------------
     def prompt(self, sample: Sample) -> str:
         """The exact text the model sees (image placeholders not yet expanded)."""
+        if self.spec.plain_prompt is not None:  # families without a chat template (BLIP-2, InstructBLIP)
+            return self.spec.plain_prompt.format(system=self.spec.system_prompt or "", user=user_text(sample)).lstrip()
         messages = chat_messages(sample, has_image=sample.image is not None,
                                  system_prompt=self.spec.system_prompt)
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -116,7 +118,15 @@ class VLMAdapter:
     def answer_logits(self, batch: EncodedBatch, **forward_kwargs: Any) -> torch.Tensor:
         """Next-token logits at each row's answer position, [B, V], from one forward pass."""
         keep = torch.unique(batch.answer_index)
-        out = self.model(**batch.inputs, logits_to_keep=keep, **forward_kwargs)
+        if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
+            # Q-Former families cannot run without pixels: text goes straight to the LM (through
+            # inputs_embeds, so the embedding hooks see it as they do a multimodal forward).
+            lm = self.model.language_model
+            embeds = self.model.get_input_embeddings()(batch.inputs["input_ids"])
+            out = lm(inputs_embeds=embeds, attention_mask=batch.inputs["attention_mask"], logits_to_keep=keep,
+                     **forward_kwargs)
+        else:
+            out = self.model(**batch.inputs, logits_to_keep=keep, **forward_kwargs)
         rows = torch.arange(len(batch.samples), device=keep.device)
         cols = torch.searchsorted(keep, batch.answer_index)
         return out.logits[rows, cols].float()
@@ -164,9 +174,25 @@ class VLMAdapter:
             columns.append(torch.logsumexp(logits[..., ids], dim=-1))
         return torch.stack(columns, dim=-1)
 
+    def _split_by_image(self, samples: Sequence[Sample], fn: Callable[[list[Sample]], list]) -> list:
+        """``fn`` over the image rows and the text-only rows separately, results in input order:
+        for families whose processor puts image tokens on every row of a batch."""
+        with_image = [i for i, s in enumerate(samples) if s.image is not None]
+        without = [i for i, s in enumerate(samples) if s.image is None]
+        if not self.spec.text_only_via_language_model or not with_image or not without:
+            return fn(list(samples))
+        results: list = [None] * len(samples)
+        for part in (with_image, without):
+            for i, r in zip(part, fn([samples[i] for i in part])):
+                results[i] = r
+        return results
+
     @torch.no_grad()
     def score(self, samples: Sequence[Sample]) -> list[Scored]:
         """Probabilities over option letters for each sample, from ONE forward pass."""
+        return self._split_by_image(samples, self._score)
+
+    def _score(self, samples: list[Sample]) -> list[Scored]:
         batch = self.encode(samples)
         logits = self.answer_logits(batch)
         results = []
@@ -180,11 +206,18 @@ class VLMAdapter:
     def generate(self, samples: Sequence[Sample], max_new_tokens: int = 10,
                  repetition_penalty: float = 1.2) -> list[str]:
         """Greedy answers (the published decoding), left-padded as generation requires."""
+        return self._split_by_image(samples, lambda part: self._generate(part, max_new_tokens, repetition_penalty))
+
+    def _generate(self, samples: list[Sample], max_new_tokens: int, repetition_penalty: float) -> list[str]:
         batch = self.encode(samples, padding_side="left")
-        out = self.model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                  repetition_penalty=repetition_penalty,
-                                  pad_token_id=self.tokenizer.pad_token_id)
-        new_tokens = out[:, batch.inputs["input_ids"].shape[1]:]
+        model = self.model
+        if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
+            model = self.model.language_model
+        out = model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                             repetition_penalty=repetition_penalty, pad_token_id=self.tokenizer.pad_token_id)
+        prompt_length = batch.inputs["input_ids"].shape[1]
+        # Some families return only the new tokens (their generate starts from embeddings).
+        new_tokens = out[:, prompt_length:] if out.shape[1] > prompt_length or model is not self.model else out
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def parse(self, text: str, sample: Sample) -> int | None:

@@ -17,9 +17,18 @@ class FamilySpec:
     # Where the family's own processor class cannot be built (it needs torchvision), a function
     # (source, config) -> processor that builds an equivalent one (see models/processors.py).
     stand_in: str | None = None
+    # No chat template: the prompt is this format of the system prompt and the user text.
+    plain_prompt: str | None = None
+    # Q-Former families (BLIP-2, InstructBLIP): the processor puts query tokens on every row and
+    # the model needs pixels, so mixed batches are split and text-only rows go to the LM alone.
+    text_only_via_language_model: bool = False
 
+
+_QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
 
 SPECS: dict[str, FamilySpec] = {
+    "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b", "Salesforce/blip2-flan-t5-xl"),
+                         plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
     "idefics3": FamilySpec("idefics3", "Idefics3", ("HuggingFaceM4/Idefics3-8B-Llama3",)),
     "smolvlm": FamilySpec("smolvlm", "SmolVLM", ("HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolVLM2-2.2B-Instruct"),
                           stand_in="modint.models.processors.smolvlm_stand_in"),

@@ -178,7 +178,30 @@ def tiny_smolvlm(seed: int = 0):
     return tiny_idefics3(seed, family="smolvlm")
 
 
-TINY_BUILDERS: dict[str, Callable] = {"idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
+def tiny_blip_2(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int = 4):
+    """BLIP-2 with an OPT language model: ViT -> Q-Former (``queries`` query tokens) -> LM. No chat
+    template (plain prompt); the vision initializer is 0.02 so pixel gradients do not vanish."""
+    from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    tokenizer = train_bpe_tokenizer(chat_template=None)
+    tokenizer.chat_template = None
+    image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=queries)
+    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, initializer_range=0.02)
+    qformer = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                   encoder_hidden_size=hidden)
+    text = OPTConfig(vocab_size=len(tokenizer), hidden_size=hidden, ffn_dim=2 * hidden, num_hidden_layers=layers,
+                     num_attention_heads=2, word_embed_proj_dim=hidden, pad_token_id=tokenizer.pad_token_id,
+                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    config = Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text.to_dict(),
+                         num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    return Blip2ForConditionalGeneration(config).eval(), processor
+
+
+TINY_BUILDERS: dict[str, Callable] = {"blip-2": tiny_blip_2, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
                                       "qwen2_5_vl": tiny_qwen2_5_vl}
 
 
