@@ -18,8 +18,8 @@ FAMILIES = sorted(TINY_BUILDERS)
 # 14 px merged 2x2 = 2 tokens.
 # Idefics3 / SmolVLM: resized to longest edge 64 (64 x 51, rounded up to 64 x 64 in 32 px tiles):
 # 2 x 2 tiles + the global view, each 4x4 patches shuffled by 2 = 4 tokens: 5 x 4 = 20.
-# BLIP-2: the Q-Former's 4 query tokens, whatever the image.
-EXPECTED_IMAGE_TOKENS = {"blip-2": 4, "idefics3": 20, "smolvlm": 20, "llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
+# BLIP-2 / InstructBLIP: the Q-Former's 4 query tokens, whatever the image.
+EXPECTED_IMAGE_TOKENS = {"blip-2": 4, "instructblip": 4, "idefics3": 20, "smolvlm": 20, "llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

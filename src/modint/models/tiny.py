@@ -201,7 +201,34 @@ def tiny_blip_2(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int =
     return Blip2ForConditionalGeneration(config).eval(), processor
 
 
-TINY_BUILDERS: dict[str, Callable] = {"blip-2": tiny_blip_2, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
+def tiny_instructblip(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int = 4):
+    """InstructBLIP with a Llama (Vicuna-style) LM; the Q-Former also reads the instruction through
+    its own tokenizer. Vision initializer 0.02 (the 1e-10 default makes pixel gradients vanish)."""
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor, LlamaConfig
+    from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+    tokenizer = train_bpe_tokenizer(chat_template=None)
+    qformer_tokenizer = train_bpe_tokenizer(chat_template=None)
+    tokenizer.chat_template = qformer_tokenizer.chat_template = None
+    image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    processor = InstructBlipProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                      qformer_tokenizer=qformer_tokenizer, num_query_tokens=queries)
+    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, initializer_range=0.02)
+    qformer = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
+                   encoder_hidden_size=hidden, vocab_size=len(qformer_tokenizer),
+                   pad_token_id=qformer_tokenizer.pad_token_id)
+    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    config = InstructBlipConfig(vision_config=vision, qformer_config=qformer, text_config=text.to_dict(),
+                                num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
+    torch.manual_seed(seed)
+    return InstructBlipForConditionalGeneration(config).eval(), processor
+
+
+TINY_BUILDERS: dict[str, Callable] = {"blip-2": tiny_blip_2, "instructblip": tiny_instructblip, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
                                       "qwen2_5_vl": tiny_qwen2_5_vl}
 
 
