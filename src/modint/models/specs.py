@@ -27,10 +27,9 @@ class FamilySpec:
 _QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
 
 SPECS: dict[str, FamilySpec] = {
-    "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",
-                                                                "Salesforce/instructblip-flan-t5-xl"),
+    "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",),
                                plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
-    "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b", "Salesforce/blip2-flan-t5-xl"),
+    "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b",),
                          plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
     "idefics3": FamilySpec("idefics3", "Idefics3", ("HuggingFaceM4/Idefics3-8B-Llama3",)),
     "smolvlm": FamilySpec("smolvlm", "SmolVLM", ("HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolVLM2-2.2B-Instruct"),
