@@ -60,8 +60,9 @@ class VLMAdapter:
     # ----- inputs ---------------------------------------------------------------------------
     def prompt(self, sample: Sample) -> str:
         """The exact text the model sees (image placeholders not yet expanded)."""
-        if self.spec.plain_prompt is not None:  # families without a chat template (BLIP-2, InstructBLIP)
-            return self.spec.plain_prompt.format(system=self.spec.system_prompt or "", user=user_text(sample)).lstrip()
+        if self.spec.plain_prompt is not None:  # families without a chat template (BLIP-2, PaliGemma...)
+            text = self.spec.plain_prompt.format(system=self.spec.system_prompt or "", user=user_text(sample)).lstrip()
+            return (self.spec.image_prefix or "") + text if sample.image is not None else text
         messages = chat_messages(sample, has_image=sample.image is not None,
                                  system_prompt=self.spec.system_prompt)
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
@@ -81,9 +82,15 @@ class VLMAdapter:
         old_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = padding_side
         try:
-            inputs = dict(self.processor(**kwargs))
+            if not images and self.spec.text_only_template:  # the processor refuses text-only input
+                texts = [self.spec.text_only_template.format(bos=self.tokenizer.bos_token or "", text=t) for t in texts]
+                inputs = dict(self.tokenizer(texts, padding=True, return_tensors="pt", add_special_tokens=False))
+                inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])  # all prefix
+            else:
+                inputs = dict(self.processor(**kwargs))
         finally:
             self.tokenizer.padding_side = old_side
+        inputs.pop("labels", None)  # some processors add training labels
         inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
@@ -179,7 +186,7 @@ class VLMAdapter:
         for families whose processor puts image tokens on every row of a batch."""
         with_image = [i for i, s in enumerate(samples) if s.image is not None]
         without = [i for i, s in enumerate(samples) if s.image is None]
-        if not self.spec.text_only_via_language_model or not with_image or not without:
+        if not (self.spec.text_only_via_language_model or self.spec.split_mixed_batches) or not with_image or not without:
             return fn(list(samples))
         results: list = [None] * len(samples)
         for part in (with_image, without):

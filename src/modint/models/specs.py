@@ -22,11 +22,19 @@ class FamilySpec:
     # Q-Former families (BLIP-2, InstructBLIP): the processor puts query tokens on every row and
     # the model needs pixels, so mixed batches are split and text-only rows go to the LM alone.
     text_only_via_language_model: bool = False
+    # PaliGemma: the processor wants "<image>" before the prompt, refuses text-only input (then the
+    # tokenizer alone encodes this template, all tokens prefix), and one batch is all-image or none.
+    image_prefix: str | None = None
+    text_only_template: str | None = None
+    split_mixed_batches: bool = False
 
 
 _QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
 
 SPECS: dict[str, FamilySpec] = {
+    "paligemma": FamilySpec("paligemma", "PaliGemma", ("google/paligemma-3b-mix-224", "google/paligemma2-3b-mix-224"),
+                            plain_prompt=_QFORMER_PROMPT, image_prefix="<image>", text_only_template="{bos}{text}\n",
+                            split_mixed_batches=True),
     "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",),
                                plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
     "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b",),

@@ -228,7 +228,30 @@ def tiny_instructblip(seed: int = 0, hidden: int = 32, layers: int = 2, queries:
     return InstructBlipForConditionalGeneration(config).eval(), processor
 
 
-TINY_BUILDERS: dict[str, Callable] = {"blip-2": tiny_blip_2, "instructblip": tiny_instructblip, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
+def tiny_paligemma(seed: int = 0, hidden: int = 32, layers: int = 2):
+    """PaliGemma: SigLIP tower (16 image tokens), Gemma LM with a bidirectional prefix. No chat
+    template; the processor adds its 1152 location/segmentation tokens to the tokenizer."""
+    from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
+    from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
+
+    tokenizer = train_bpe_tokenizer(chat_template=None)
+    tokenizer.chat_template = None
+    image_processor = SiglipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
+    image_processor.image_seq_length = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2
+    processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    text = GemmaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
+                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
+                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, projection_dim=hidden)
+    config = PaliGemmaConfig(vision_config=vision, text_config=text.to_dict(), image_token_index=processor.image_token_id,
+                             projection_dim=hidden)
+    torch.manual_seed(seed)
+    return PaliGemmaForConditionalGeneration(config).eval(), processor
+
+
+TINY_BUILDERS: dict[str, Callable] = {"paligemma": tiny_paligemma, "blip-2": tiny_blip_2, "instructblip": tiny_instructblip, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
                                       "qwen2_5_vl": tiny_qwen2_5_vl}
 
 
