@@ -117,3 +117,26 @@ def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
                           "--out", str(tmp_path / "run"), "--quiet"], check=True, env=env, capture_output=True)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert sum(c["n"] for c in summary["conditions"]) > 0 and all(c["errors"] == 0 for c in summary["conditions"])
+
+
+@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip"])
+def test_differentiable_preprocessing_matches_the_processor(family, mixed_samples):
+    model, processor = build_tiny(family, seed=0)
+    adapter = VLMAdapter(model.float().eval(), processor)
+    image = mixed_samples[0].image.resize((100, 80))  # not square, larger than the model's input
+    reference = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+    raw = (torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255).requires_grad_(True)
+    pixels = adapter.differentiable_pixels(raw)
+    # PIL's bicubic (on uint8) and torch's antialiased bicubic differ by about one grey level.
+    assert pixels.shape == reference.shape
+    assert float((pixels - reference).abs().max()) < 0.05 and float((pixels - reference).abs().mean()) < 0.01
+    batch = adapter.encode([mixed_samples[0].replace(image=image)])
+    batch.inputs["pixel_values"] = pixels.unsqueeze(0)
+    adapter.answer_logits(batch)[0, adapter.letter_token_ids("B")[0]].backward()
+    assert raw.grad is not None and raw.grad.abs().sum() > 0
+
+
+def test_differentiable_preprocessing_says_what_it_does_not_cover():
+    model, processor = build_tiny("qwen2_vl", seed=0)
+    with pytest.raises(NotImplementedError, match="qwen2_vl"):
+        VLMAdapter(model, processor).differentiable_pixels(torch.rand(3, 40, 50))

@@ -138,6 +138,39 @@ class VLMAdapter:
         cols = torch.searchsorted(keep, batch.answer_index)
         return out.logits[rows, cols].float()
 
+    # ----- differentiable pixel preprocessing (for pixel-space PGD) ------------------------------
+    def differentiable_pixels(self, image: torch.Tensor) -> torch.Tensor:
+        """The family's preprocessing of one image as torch ops, so a loss on the model's output
+        has a gradient with respect to the raw pixels: ``image`` is [3, H, W] in [0, 1]; returns
+        what the processor would put in ``pixel_values`` for it ([3, h, w]).
+
+        Covers processors that resize (shortest edge or fixed size), centre-crop and normalise
+        (CLIP, SigLIP, BLIP: LLaVA-1.5, PaliGemma, BLIP-2, InstructBLIP). Tiling (LLaVA-NeXT,
+        Idefics3) and patch flattening (Qwen2-VL) are not covered yet.
+        """
+        ip = getattr(self.processor, "image_processor", None)
+        if self.spec.model_type not in {"llava", "paligemma", "blip-2", "instructblip"} or ip is None:
+            raise NotImplementedError(f"differentiable preprocessing is not implemented for {self.spec.model_type!r}")
+        x = image.unsqueeze(0).float()
+        height, width = x.shape[-2:]
+        size = ip.size  # a dict or transformers' SizeDict: both have .get
+        if size.get("shortest_edge"):
+            short = size.get("shortest_edge")
+            scale = short / min(height, width)
+            new = (short, int(width * scale)) if height <= width else (int(height * scale), short)
+        else:
+            new = (size.get("height"), size.get("width"))
+        x = torch.nn.functional.interpolate(x, size=new, mode="bicubic", align_corners=False, antialias=True)
+        if getattr(ip, "do_center_crop", False) and ip.crop_size:
+            ch, cw = ip.crop_size.get("height"), ip.crop_size.get("width")
+            top, left = (x.shape[-2] - ch) // 2, (x.shape[-1] - cw) // 2
+            x = x[..., top:top + ch, left:left + cw]
+        if getattr(ip, "do_normalize", True):
+            mean = torch.tensor(ip.image_mean, dtype=x.dtype).view(1, -1, 1, 1)
+            std = torch.tensor(ip.image_std, dtype=x.dtype).view(1, -1, 1, 1)
+            x = (x - mean) / std
+        return x[0].to(self.model.dtype)
+
     # ----- the LLM's input embeddings (for embedding-space PGD) --------------------------------
     # Every family merges its image features into the language model's input embeddings and
     # then calls the language model with ``inputs_embeds``. A pre-hook on the language model sees
