@@ -80,7 +80,7 @@ def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", de
         raise ModelLoadError(f"model {model!r}: no such directory, and not a hub id (owner/name)")
     if not path.is_dir() and os.environ.get("HF_HUB_OFFLINE") == "1":
         log.info("HF_HUB_OFFLINE=1: %s must already be in the local cache", model)
-    from transformers import AutoConfig, AutoModelForImageTextToText, AutoProcessor
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
     source = str(path) if path.is_dir() else model
     try:

@@ -8,69 +8,75 @@ from typing import Callable
 
 import torch
 
-from modint.models.tokenizer import train_bpe_tokenizer
+from modint.models.tokenizer import MESSAGE_PARTS, NL, render_parts, train_bpe_tokenizer
 
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
+HIDDEN = 32
+LAYERS = 2
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
-def tiny_llava(seed: int = 0, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH,
-               hidden: int = 32, layers: int = 2):
+def _vision(**extra) -> dict:
+    """The tiny vision tower every family shares: 32 px images, 8 px patches, 2 layers of 32."""
+    return dict(hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2,
+                image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, **extra)
+
+
+def _special_ids(tokenizer) -> dict:
+    return dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id)
+
+
+def _llama(tokenizer):
+    """The tiny Llama language model (LLaVA, LLaVA-NeXT, Idefics3, SmolVLM, InstructBLIP)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
+                       num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=2,
+                       max_position_embeddings=2048, **_special_ids(tokenizer))
+
+
+def tiny_llava(seed: int = 0):
     """A LLaVA-1.5-architecture model (CLIP vision tower, MLP projector, Llama LM) of ~100k
     parameters, and its LlavaProcessor with a locally trained tokenizer."""
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
+                              LlavaProcessor)
 
     tokenizer = train_bpe_tokenizer()
-    image_token_id = tokenizer.convert_tokens_to_ids("<image>")
-    vision = CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=2, image_size=image_size, patch_size=patch_size,
-                              projection_dim=hidden)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                       max_position_embeddings=2048, pad_token_id=tokenizer.pad_token_id,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_id=image_token_id,
-                         vision_feature_layer=-2, vision_feature_select_strategy="default",
-                         projector_hidden_act="gelu")
+    config = LlavaConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=HIDDEN)), text_config=_llama(tokenizer),
+                         image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+                         vision_feature_select_strategy="default", projector_hidden_act="gelu")
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-        do_center_crop=True, image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711])
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        size={"shortest_edge": TINY_IMAGE_SIZE}, crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+        do_center_crop=True, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_PATCH,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=tokenizer.chat_template)
     return model, processor
 
 
-def tiny_llava_next(seed: int = 0, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH, hidden: int = 32,
-                    layers: int = 2):
+def tiny_llava_next(seed: int = 0):
     """A LLaVA-NeXT (anyres tiling) model of the same tiny size; grid pinpoints at 1x1, 1x2, 2x1 tiles."""
-    from transformers import (CLIPVisionConfig, LlamaConfig, LlavaNextConfig, LlavaNextForConditionalGeneration,
-                              LlavaNextProcessor)
+    from transformers import CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
     tokenizer = train_bpe_tokenizer()
-    pinpoints = [[image_size, image_size], [image_size, 2 * image_size], [2 * image_size, image_size]]
-    vision = CLIPVisionConfig(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                              num_attention_heads=2, image_size=image_size, patch_size=patch_size,
-                              projection_dim=hidden)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                       max_position_embeddings=2048, pad_token_id=tokenizer.pad_token_id,
-                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    config = LlavaNextConfig(vision_config=vision, text_config=text,
-                             image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
-                             vision_feature_select_strategy="default", image_grid_pinpoints=pinpoints)
+    n = TINY_IMAGE_SIZE
+    pinpoints = [[n, n], [n, 2 * n], [2 * n, n]]
+    config = LlavaNextConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=HIDDEN)),
+                             text_config=_llama(tokenizer), image_token_id=tokenizer.convert_tokens_to_ids("<image>"),
+                             vision_feature_layer=-2, vision_feature_select_strategy="default",
+                             image_grid_pinpoints=pinpoints)
     torch.manual_seed(seed)
     model = LlavaNextForConditionalGeneration(config).eval()
     image_processor = LlavaNextImageProcessorPil(
-        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
-        image_grid_pinpoints=pinpoints, image_mean=[0.48145466, 0.4578275, 0.40821073],
-        image_std=[0.26862954, 0.26130258, 0.27577711])
-    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch_size,
+        size={"shortest_edge": n}, crop_size={"height": n, "width": n}, image_grid_pinpoints=pinpoints,
+        image_mean=CLIP_MEAN, image_std=CLIP_STD)
+    processor = LlavaNextProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_PATCH,
                                    vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                    chat_template=tokenizer.chat_template)
     return model, processor
@@ -78,18 +84,14 @@ def tiny_llava_next(seed: int = 0, image_size: int = TINY_IMAGE_SIZE, patch_size
 
 # Qwen's conversation format, with its vision placeholders; trim_blocks-safe newlines.
 QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
-    "{% else %}{% set parts = message['content'] %}{% endif %}"
-    "<|im_start|>{{ message['role'] }}{{ '\n' }}{% for p in parts %}"
-    "{% if p['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-    "{% endfor %}<|im_end|>{{ '\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant{{ '\n' }}{% endif %}"
+    "{% for message in messages %}" + MESSAGE_PARTS + "<|im_start|>{{ message['role'] }}" + NL +
+    render_parts("<|vision_start|><|image_pad|><|vision_end|>") + "<|im_end|>" + NL + "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant" + NL + "{% endif %}"
 )
 QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
-def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl", hidden: int = 32, layers: int = 2):
+def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
     """A Qwen2-VL / Qwen2.5-VL model (14 px patches merged 2x2) with the stand-in processor
     (Qwen2VLProcessor needs torchvision). mrope_section sums to head_dim / 2."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
@@ -99,14 +101,13 @@ def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl", hidden: int = 32, la
     tokenizer = train_bpe_tokenizer(chat_template=QWEN_CHAT_TEMPLATE)
     tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
-    heads = 2
+    hidden, layers, heads = HIDDEN, LAYERS, 2
     half = hidden // heads // 2
     text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                 num_attention_heads=heads, num_key_value_heads=heads, max_position_embeddings=2048,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
                                  "mrope_section": [half - 2 * (half // 3), half // 3, half // 3]},
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id)
+                **_special_ids(tokenizer))
     common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                   vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
     if version == "qwen2_vl":
@@ -136,20 +137,16 @@ def tiny_qwen2_5_vl(seed: int = 0):
 
 
 IDEFICS3_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
-    "{% else %}{% set parts = message['content'] %}{% endif %}{{ message['role'] | capitalize }}:"
-    "{% for p in parts %}{% if p['type'] == 'image' %}<image>{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-    "{% endfor %}<end_of_utterance>{{ '\n' }}{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
+    "{% for message in messages %}" + MESSAGE_PARTS + "{{ message['role'] | capitalize }}:" + render_parts("<image>") +
+    "<end_of_utterance>" + NL + "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
 
-def tiny_idefics3(seed: int = 0, family: str = "idefics3", hidden: int = 32, layers: int = 2):
+def tiny_idefics3(seed: int = 0, family: str = "idefics3"):
     """Idefics3 or SmolVLM: a SigLIP-style tower on 32 px tiles (images split into tiles plus a
     global view), pixel shuffle by 2, Llama LM. SmolVLM's processor needs torchvision; Idefics3's
     builds the same image prompt, so it serves both."""
-    from transformers import Idefics3Processor, LlamaConfig
+    from transformers import Idefics3Processor
 
     tokenizer = train_bpe_tokenizer(chat_template=IDEFICS3_CHAT_TEMPLATE)
     if family == "idefics3":
@@ -162,13 +159,7 @@ def tiny_idefics3(seed: int = 0, family: str = "idefics3", hidden: int = 32, lay
     seq_len = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2 // 4
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=seq_len,
                                   chat_template=IDEFICS3_CHAT_TEMPLATE)  # adds its tokens to the tokenizer
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
-                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH)
-    config = Config(vision_config=vision, text_config=text.to_dict(), scale_factor=2,
+    config = Config(vision_config=_vision(), text_config=_llama(tokenizer).to_dict(), scale_factor=2,
                     image_token_id=processor.image_token_id)
     torch.manual_seed(seed)
     return Model(config).eval(), processor
@@ -178,7 +169,12 @@ def tiny_smolvlm(seed: int = 0):
     return tiny_idefics3(seed, family="smolvlm")
 
 
-def tiny_blip_2(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int = 4):
+def _qformer(**extra) -> dict:
+    return dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=2 * HIDDEN,
+                encoder_hidden_size=HIDDEN, **extra)
+
+
+def tiny_blip_2(seed: int = 0, queries: int = 4):
     """BLIP-2 with an OPT language model: ViT -> Q-Former (``queries`` query tokens) -> LM. No chat
     template (plain prompt); the vision initializer is 0.02 so pixel gradients do not vanish."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig
@@ -188,23 +184,19 @@ def tiny_blip_2(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int =
     tokenizer.chat_template = None
     image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=queries)
-    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
-                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, initializer_range=0.02)
-    qformer = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
-                   encoder_hidden_size=hidden)
-    text = OPTConfig(vocab_size=len(tokenizer), hidden_size=hidden, ffn_dim=2 * hidden, num_hidden_layers=layers,
-                     num_attention_heads=2, word_embed_proj_dim=hidden, pad_token_id=tokenizer.pad_token_id,
-                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    config = Blip2Config(vision_config=vision, qformer_config=qformer, text_config=text.to_dict(),
+    text = OPTConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, ffn_dim=2 * HIDDEN, num_hidden_layers=LAYERS,
+                     num_attention_heads=2, word_embed_proj_dim=HIDDEN, **_special_ids(tokenizer))
+    config = Blip2Config(vision_config=_vision(initializer_range=0.02), qformer_config=_qformer(),
+                         text_config=text.to_dict(),
                          num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(seed)
     return Blip2ForConditionalGeneration(config).eval(), processor
 
 
-def tiny_instructblip(seed: int = 0, hidden: int = 32, layers: int = 2, queries: int = 4):
+def tiny_instructblip(seed: int = 0, queries: int = 4):
     """InstructBLIP with a Llama (Vicuna-style) LM; the Q-Former also reads the instruction through
     its own tokenizer. Vision initializer 0.02 (the 1e-10 default makes pixel gradients vanish)."""
-    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor, LlamaConfig
+    from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
     tokenizer = train_bpe_tokenizer(chat_template=None)
@@ -213,22 +205,15 @@ def tiny_instructblip(seed: int = 0, hidden: int = 32, layers: int = 2, queries:
     image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     processor = InstructBlipProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                       qformer_tokenizer=qformer_tokenizer, num_query_tokens=queries)
-    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
-                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, initializer_range=0.02)
-    qformer = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=2 * hidden,
-                   encoder_hidden_size=hidden, vocab_size=len(qformer_tokenizer),
-                   pad_token_id=qformer_tokenizer.pad_token_id)
-    text = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
-    config = InstructBlipConfig(vision_config=vision, qformer_config=qformer, text_config=text.to_dict(),
+    qformer = _qformer(vocab_size=len(qformer_tokenizer), pad_token_id=qformer_tokenizer.pad_token_id)
+    config = InstructBlipConfig(vision_config=_vision(initializer_range=0.02), qformer_config=qformer,
+                                text_config=_llama(tokenizer).to_dict(),
                                 num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(seed)
     return InstructBlipForConditionalGeneration(config).eval(), processor
 
 
-def tiny_paligemma(seed: int = 0, hidden: int = 32, layers: int = 2):
+def tiny_paligemma(seed: int = 0):
     """PaliGemma: SigLIP tower (16 image tokens), Gemma LM with a bidirectional prefix. No chat
     template; the processor adds its 1152 location/segmentation tokens to the tokenizer."""
     from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
@@ -239,14 +224,11 @@ def tiny_paligemma(seed: int = 0, hidden: int = 32, layers: int = 2):
     image_processor = SiglipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     image_processor.image_seq_length = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
-    text = GemmaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
-                       num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1, head_dim=hidden // 2,
-                       pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-                       eos_token_id=tokenizer.eos_token_id)
-    vision = dict(hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers, num_attention_heads=2,
-                  image_size=TINY_IMAGE_SIZE, patch_size=TINY_PATCH, projection_dim=hidden)
-    config = PaliGemmaConfig(vision_config=vision, text_config=text.to_dict(), image_token_index=processor.image_token_id,
-                             projection_dim=hidden)
+    text = GemmaConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
+                       num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=1, head_dim=HIDDEN // 2,
+                       **_special_ids(tokenizer))
+    config = PaliGemmaConfig(vision_config=_vision(projection_dim=HIDDEN), text_config=text.to_dict(),
+                             image_token_index=processor.image_token_id, projection_dim=HIDDEN)
     torch.manual_seed(seed)
     return PaliGemmaForConditionalGeneration(config).eval(), processor
 

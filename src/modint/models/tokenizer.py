@@ -10,20 +10,31 @@ from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = ["<pad>", "<s>", "</s>", "<unk>", "<image>"]
 
-# LLaVA-1.5's conversation format: "SYSTEM\nUSER: <image>\nTEXT\nASSISTANT:". Newlines are
-# written as {{ '\\n' }} because transformers renders templates with trim_blocks.
-LLAVA_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
-    "{% else %}{% set parts = message['content'] %}{% endif %}"
-    "{% if message['role'] == 'system' %}{% for p in parts %}{{ p['text'] }}{% endfor %}{{ '\\n' }}"
-    "{% elif message['role'] == 'user' %}USER: {% for p in parts %}"
-    "{% if p['type'] == 'image' %}<image>{{ '\\n' }}{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-    "{% endfor %}{{ '\\n' }}"
-    "{% elif message['role'] == 'assistant' %}ASSISTANT: {% for p in parts %}{{ p['text'] }}{% endfor %}</s>{{ '\\n' }}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+# Pieces of the chat templates modint writes for its own models (tiny ones and the demo). Newlines
+# are written as {{ '\n' }} because transformers renders templates with trim_blocks.
+NL = "{{ '\\n' }}"
+# A message's content may be a string or a list of typed parts: make it a list of parts.
+MESSAGE_PARTS = ("{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
+                 "{% else %}{% set parts = message['content'] %}{% endif %}")
+
+
+def render_parts(image_markup: str) -> str:
+    """Jinja that writes a message's parts: ``image_markup`` for an image, the text for text."""
+    return ("{% for p in parts %}{% if p['type'] == 'image' %}" + image_markup +
+            "{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}{% endfor %}")
+
+
+def llava_chat_template(with_system: bool = True) -> str:
+    """LLaVA-1.5's conversation format: "SYSTEM\nUSER: <image>\nTEXT\nASSISTANT:"."""
+    system = ("{% if message['role'] == 'system' %}{% for p in parts %}{{ p['text'] }}{% endfor %}" + NL + "{% el"
+              if with_system else "{% ")
+    return ("{% for message in messages %}" + MESSAGE_PARTS + system +
+            "if message['role'] == 'user' %}USER: " + render_parts("<image>" + NL) + NL +
+            "{% elif message['role'] == 'assistant' %}ASSISTANT: {% for p in parts %}{{ p['text'] }}{% endfor %}</s>" + NL +
+            "{% endif %}{% endfor %}{% if add_generation_prompt %}ASSISTANT:{% endif %}")
+
+
+LLAVA_CHAT_TEMPLATE = llava_chat_template()
 
 _BASE_CORPUS = (
     "USER: ASSISTANT: Question: Option: A: B: C: D: E: The answer is A B C D E. "

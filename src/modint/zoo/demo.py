@@ -41,23 +41,14 @@ from modint.data import facts
 from modint.data.mini import IMAGE_SIZE, Item, Scene, item_masks, load_mini, render
 from modint.data.sample import IMAGE_HEAVY, OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
 from modint.models.prompts import user_text
+from modint.models.tokenizer import llava_chat_template
 from modint.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 
 # LLaVA-1.5's conversation format without the system turn: the demo model is small and the
 # published system prompt would only add 35 tokens to every input (documented in the README).
-DEMO_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['content'] is string %}{% set parts = [{'type': 'text', 'text': message['content']}] %}"
-    "{% else %}{% set parts = message['content'] %}{% endif %}"
-    "{% if message['role'] == 'user' %}USER: {% for p in parts %}"
-    "{% if p['type'] == 'image' %}<image>{{ '\\n' }}{% elif p['type'] == 'text' %}{{ p['text'] }}{% endif %}"
-    "{% endfor %}{{ '\\n' }}"
-    "{% elif message['role'] == 'assistant' %}ASSISTANT: {% for p in parts %}{{ p['text'] }}{% endfor %}</s>{{ '\\n' }}"
-    "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
-)
+DEMO_CHAT_TEMPLATE = llava_chat_template(with_system=False)
 
 
 @dataclass
