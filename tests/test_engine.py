@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -125,3 +124,18 @@ def test_two_processes_equal_one(tmp_path):
     rb = sorted(read_records(double / "records.jsonl"), key=lambda r: (r["id"], r["condition"]))
     assert ra == rb
     assert json.loads((double / "manifest.json").read_text())["processes"] == 2
+
+
+def test_an_image_is_decoded_once_for_all_text_conditions(tmp_path, tiny_llava_adapter):
+    from PIL import Image
+
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return Image.new("RGB", (40, 40), (200, 30, 30))
+
+    sample = Sample("one", "image_heavy", "Which colour?", ("red", "blue"), 0, loader, meta={})
+    run_diagnosis(tiny_llava_adapter, [sample], tmp_path, DiagnoseConfig(n_boot=10, switch_source="photos"))
+    assert len(read_records(tmp_path / "records.jsonl")) == 3  # clean, unrelated_text, misleading_text
+    assert len(calls) == 1

@@ -127,18 +127,23 @@ class Scorer:
         return [_record(s, c, None, self.adapter.parse(t, s), t) for (s, c), t in zip(prepared, texts)]
 
 
-def _prepare(item: _Item, config: DiagnoseConfig, pools: Any) -> Sample:
+def _prepare(item: _Item, config: DiagnoseConfig, pools: Any, decoded: dict[str, Any]) -> Sample:
     perturbed = apply_condition(item.sample, item.condition, config.seed, pools)
+    if perturbed.image is not None and perturbed.image is item.sample.image:
+        # Conditions that keep the sample's image (text perturbations) share one decoding of it.
+        if item.sample.id not in decoded:
+            decoded[item.sample.id] = load_image(item.sample)
+        return perturbed.replace(image=decoded[item.sample.id])
     return perturbed.replace(image=load_image(perturbed))
 
 
 def _run_batch(batch: list[_Item], scorer: Scorer, config: DiagnoseConfig, pools: Any) -> list[dict]:
     """Records for a batch; a sample that fails (bad image, a model error on its input) becomes
     an error record and the rest of the batch still runs."""
-    prepared, records = [], {}
+    prepared, records, decoded = [], {}, {}
     for i, item in enumerate(batch):
         try:
-            prepared.append((i, _prepare(item, config, pools), item.condition))
+            prepared.append((i, _prepare(item, config, pools, decoded), item.condition))
         except SampleError as exc:
             if config.strict:
                 raise
