@@ -48,10 +48,18 @@ def test_recipe_runs_at_ci_size(tmp_path):
     from modint.data.sample import load_image
     from modint.zoo.demo import DemoConfig, train_demo
 
+    import dataclasses
+    import json
+
     cfg = DemoConfig(train_per_family=30, batch_size=6, vision_batch=6, text_hidden=64, text_layers=2,
-                     vision_hidden=64, vision_layers=2, vocab_size=600).scaled(0.002)
+                     vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True).scaled(0.002)
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["mixture", "naming", "pointer", "vision"]
+    # Resuming after the pointer stage runs the mixture only.
+    resumed = train_demo(tmp_path / "resumed", dataclasses.replace(cfg, resume_from=str(out / "stages" / "pointer")))
+    history = json.loads((resumed / "training.json").read_text())["history"]
+    assert {h["stage"] for h in history} == {"mixture"}
     adapter = load_adapter(str(out))
     samples = [s.replace(image=load_image(s)) for s in load_mini("test", limit=3)]
     scored = adapter.score(samples)

@@ -358,10 +358,9 @@ def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n
 
 def pointer_curriculum(steps: int) -> Callable:
     """2 options for the first quarter of the stage, 3 for the second, then 4."""
-    def make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int = 0) -> Example:
+    def make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
         n = 2 if step < steps // 4 else 3 if step < steps // 2 else len(sample.options)
         return pointer_example(sample, rng, cfg, n_options=min(n, len(sample.options)))
-    make.uses_step = True  # type: ignore[attr-defined]
     return make
 
 
@@ -466,11 +465,15 @@ def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: De
             fam = fams[j % len(fams)]
             pool = samples_by_family[fam]
             sample = pool[int(rng.integers(len(pool)))]
-            batch.append(make(sample, rng, cfg, step) if getattr(make, "uses_step", False) else make(sample, rng, cfg))
+            batch.append(make(sample, rng, cfg, step))
         yield batch
 
 
-def _mixture_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Example:
+def _naming_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
+    return naming_example(sample, rng, cfg)
+
+
+def _mixture_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
     u = rng.random()
     if u < 0.1:
         return naming_example(sample, rng, cfg)
@@ -489,19 +492,19 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     started = time.time()
     train = load_mini("train", sizes={"train": cfg.train_per_family})
     by_family = {f: [s for s in train if s.family == f] for f in (IMAGE_HEAVY, TEXT_HEAVY, VQA)}
-    tokenizer = train_bpe_tokenizer(corpus_for_tokenizer(train, np.random.default_rng(cfg.seed)),
-                                    vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
-    if cfg.resume_from:  # continue a run from a stage checkpoint (OUT/stages/<stage>)
+    if cfg.resume_from:  # continue a run from a stage checkpoint (OUT/stages/<stage>), its tokenizer too
         from transformers import AutoProcessor, LlavaForConditionalGeneration
 
         model = LlavaForConditionalGeneration.from_pretrained(cfg.resume_from, dtype=torch.float32)
         processor = AutoProcessor.from_pretrained(cfg.resume_from)
     else:
+        tokenizer = train_bpe_tokenizer(corpus_for_tokenizer(train, np.random.default_rng(cfg.seed)),
+                                        vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
         model, processor = build_demo(cfg, tokenizer)
     model.train()
     n_params = sum(p.numel() for p in model.parameters())
     log.info("demo model: %.2fM parameters", n_params / 1e6)
-    stages = [("naming", naming_example, cfg.naming_steps, cfg.lr),
+    stages = [("naming", _naming_make, cfg.naming_steps, cfg.lr),
               ("pointer", pointer_curriculum(cfg.pointer_steps), cfg.pointer_steps, cfg.lr),
               ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
     pool = [s for s in train if s.image is not None]
