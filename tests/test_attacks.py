@@ -1,0 +1,162 @@
+"""PGD: the generic loop (ball, mask, projection, step rules, restarts, determinism) on a toy loss
+whose optimum is known, and the model-facing attack on a tiny LLaVA (eps = 0 reproduces the
+unattacked scores, the perturbation stays within eps and on the irrelevant modality, seeded runs
+repeat, the model's parameters stay frozen and untouched)."""
+
+import numpy as np
+import pytest
+import torch
+
+from modint.attacks import PGDConfig, pgd
+from modint.attacks.vlm import attack, irrelevant_mask
+from modint.data.sample import Sample
+
+from conftest import make_image
+
+
+def _linear_loss(weights):
+    return lambda delta: (delta * weights).flatten(1).sum(1)
+
+
+@pytest.mark.parametrize("rule", ["sign", "l2", "raw"])
+def test_pgd_stays_in_ball_and_mask(rule):
+    torch.manual_seed(0)
+    weights = torch.randn(3, 5, 4)
+    mask = torch.zeros(3, 5, 1)
+    mask[:, 1:3] = 1
+    eps = torch.tensor([0.1, 0.5, 0.0])
+    delta = pgd(_linear_loss(weights), (3, 5, 4), eps, mask, PGDConfig(eps=1, steps=20, step_rule=rule, alpha=0.5 if rule == "raw" else None))
+    assert torch.all(delta[:, [0, 3, 4]] == 0), "perturbation leaked outside the mask"
+    if rule == "l2":
+        norms = delta.flatten(1).norm(dim=1)
+        assert torch.all(norms <= eps * (2 * 4) ** 0.5 + 1e-6)
+    else:
+        assert torch.all(delta.abs() <= eps.view(3, 1, 1) + 1e-7)
+    assert torch.all(delta[2] == 0)  # eps 0: nothing moves
+
+
+def test_pgd_sign_reaches_the_linear_optimum():
+    weights = torch.tensor([[1.0, -2.0, 0.5, -0.1]])
+    delta = pgd(_linear_loss(weights), (1, 4), torch.tensor([0.25]), torch.ones(1, 4),
+                PGDConfig(eps=1, steps=10, random_start=True))
+    torch.testing.assert_close(delta, 0.25 * weights.sign())
+
+
+def test_pgd_l2_reaches_the_linear_optimum():
+    weights = torch.tensor([[3.0, 4.0, 0.0, 0.0]])
+    eps = torch.tensor([0.5])  # radius 0.5 * sqrt(4) = 1 along the gradient direction
+    delta = pgd(_linear_loss(weights), (1, 4), eps, torch.ones(1, 4), PGDConfig(eps=1, steps=20, step_rule="l2", random_start=False))
+    torch.testing.assert_close(delta, torch.tensor([[0.6, 0.8, 0.0, 0.0]]), atol=1e-4, rtol=0)
+
+
+def test_pgd_projection_and_determinism():
+    weights = torch.ones(2, 6)
+    base = torch.tensor([[0.0, 0.5, 0.98, 1.0, 0.2, 0.3]] * 2)
+    project = lambda d: (base + d).clamp(0, 1) - base  # noqa: E731
+    cfg = PGDConfig(eps=1, steps=3, seed=7)
+    loss = lambda d: (d * torch.randn(2, 6, generator=torch.Generator().manual_seed(1))).sum(1)  # noqa: E731
+    a = pgd(loss, (2, 6), torch.tensor([0.1, 0.1]), torch.ones(2, 6), cfg, project=project)
+    b = pgd(loss, (2, 6), torch.tensor([0.1, 0.1]), torch.ones(2, 6), cfg, project=project)
+    assert torch.equal(a, b)
+    c = pgd(_linear_loss(weights), (2, 6), torch.tensor([0.1, 0.1]), torch.ones(2, 6), cfg, project=project)
+    assert torch.all(base + c <= 1) and torch.all(base + c >= 0)
+    assert c[0, 2] == pytest.approx(0.02) and c[0, 3] == 0  # clipped at the valid range
+
+
+def test_restarts_keep_the_best_row():
+    # Random starts land on either side; the loss rewards positive deltas in row 0, negative in
+    # row 1, with no steps: restarts must keep each row's best start.
+    loss = lambda d: d.sum(1) * torch.tensor([1.0, -1.0])  # noqa: E731
+    one = pgd(loss, (2, 3), torch.ones(2), torch.ones(2, 3), PGDConfig(eps=1, steps=0, restarts=1, seed=3))
+    many = pgd(loss, (2, 3), torch.ones(2), torch.ones(2, 3), PGDConfig(eps=1, steps=0, restarts=8, seed=3))
+    assert loss(many)[0] >= loss(one)[0] and loss(many)[1] >= loss(one)[1]
+    assert loss(many).min() > 0
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="step rule"):
+        PGDConfig(eps=1, step_rule="adam").check()
+    with pytest.raises(ValueError, match="eps"):
+        PGDConfig(eps=-1).check()
+
+
+# ------------------------------------------------------------------ on a tiny model
+
+@pytest.fixture
+def attack_samples():
+    return [
+        Sample("txt-a", "text_heavy", "What is 2 + 2?", ("4", "5", "6"), 0, make_image(3, (48, 48))),
+        Sample("txt-b", "text_heavy", "What is 1 + 2?", ("2", "3", "4", "5"), 1, make_image(4, (30, 60))),
+        Sample("img-a", "image_heavy", "What shape is shown?", ("circle", "square", "star", "cross"), 2,
+               make_image(5), context="The picture seems to show a circle."),
+    ]
+
+
+@pytest.mark.parametrize("space", ["pixel", "embed"])
+def test_eps_zero_reproduces_unattacked_scores(tiny_llava_adapter, attack_samples, space):
+    samples = attack_samples[:2] if space == "pixel" else attack_samples
+    clean = tiny_llava_adapter.score(samples)
+    out = attack(tiny_llava_adapter, samples, space, PGDConfig(eps=0, steps=3))
+    for c, o in zip(clean, out):
+        np.testing.assert_allclose(o.probs, c.probs, atol=1e-6)
+        assert o.pred == c.pred and o.perturbation == 0
+
+
+def test_pixel_attack_stays_within_eps_and_is_a_real_image(tiny_llava_adapter, attack_samples):
+    samples = attack_samples[:2]
+    out = attack(tiny_llava_adapter, samples, "pixel", PGDConfig(eps=4, steps=3))
+    for s, o in zip(samples, out):
+        assert o.image.size == s.image.size and o.image.mode == "RGB"
+        diff = np.abs(np.asarray(o.image, dtype=int) - np.asarray(s.image, dtype=int))
+        assert diff.max() <= 4 and diff.max() > 0
+
+
+def test_pixel_attack_raises_the_gold_loss(tiny_llava_adapter, attack_samples):
+    samples = attack_samples[:2]
+    clean = tiny_llava_adapter.score(samples)
+    out = attack(tiny_llava_adapter, samples, "pixel", PGDConfig(eps=16, steps=5))
+    gold_clean = [c.probs[s.answer] for c, s in zip(clean, samples)]
+    gold_attacked = [o.probs[s.answer] for o, s in zip(out, samples)]
+    assert sum(gold_attacked) < sum(gold_clean)
+
+
+def test_embed_attack_is_masked_to_the_irrelevant_modality(tiny_llava_adapter, attack_samples):
+    adapter = tiny_llava_adapter
+    batch = adapter.encode(attack_samples)
+    mask = irrelevant_mask(batch, attack_samples)
+    real = batch.inputs["attention_mask"].bool()
+    assert torch.equal(mask[0], batch.image_token_mask[0])  # text-heavy: the image tokens
+    assert torch.equal(mask[2], real[2] & ~batch.image_token_mask[2])  # image-heavy: the text
+    clean_embeds = adapter.embed(batch)
+    seen = []  # what the language model was actually fed (after every pre-hook)
+    handle = adapter.language_model().register_forward_hook(
+        lambda m, args, kwargs, out: seen.append(kwargs["inputs_embeds"].detach().clone()), with_kwargs=True)
+    try:
+        attack(adapter, attack_samples, "embed", PGDConfig(eps=0.5, steps=2, random_start=True))
+    finally:
+        handle.remove()
+    final = seen[-1]  # the last forward is the scored one
+    moved = (final - clean_embeds).abs().amax(-1) > 0
+    assert torch.all(moved <= mask), "embedding moved outside the irrelevant modality"
+    assert moved.any()
+
+
+def test_attack_is_deterministic_and_leaves_the_model_alone(tiny_llava_adapter, attack_samples):
+    adapter = tiny_llava_adapter
+    before = {n: p.detach().clone() for n, p in adapter.model.named_parameters()}
+    flags = {n: p.requires_grad for n, p in adapter.model.named_parameters()}
+    cfg = PGDConfig(eps=0.3, steps=3, restarts=2, seed=5, targeted=True)
+    a = attack(adapter, attack_samples, "embed", cfg)
+    b = attack(adapter, attack_samples, "embed", cfg)
+    for x, y, s in zip(a, b, attack_samples):
+        np.testing.assert_array_equal(x.probs, y.probs)
+        assert x.target is not None and x.target != s.answer
+    for n, p in adapter.model.named_parameters():
+        assert torch.equal(p, before[n]) and p.requires_grad == flags[n] and p.grad is None
+
+
+def test_vqa_and_imageless_samples_are_refused(tiny_llava_adapter, mixed_samples):
+    with pytest.raises(ValueError, match="vqa"):
+        attack(tiny_llava_adapter, [mixed_samples[2]], "embed", PGDConfig(eps=1))
+    with pytest.raises(ValueError, match="no image"):
+        attack(tiny_llava_adapter, [mixed_samples[1]], "pixel", PGDConfig(eps=1))
