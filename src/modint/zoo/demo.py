@@ -59,18 +59,23 @@ class DemoConfig:
     vision_hidden: int = 192
     vision_layers: int = 4
     text_hidden: int = 256
-    text_layers: int = 4
+    text_layers: int = 6
+    # Deep supervision: the LM layer whose output, read through the final norm and the tied
+    # unembedding at the answer position, must already name the answer's concept ("star"), so
+    # the layers above it only have to find that concept's option letter (see _concept_loss).
+    concept_layer: int = 3
+    concept_weight: float = 0.5
     vocab_size: int = 2048
     train_per_family: int = 3000
     batch_size: int = 24
     vision_steps: int = 1500
     vision_batch: int = 48
-    naming_steps: int = 800
-    pointer_steps: int = 2000
-    mixture_steps: int = 1200
+    naming_steps: int = 1500
+    pointer_steps: int = 1500
+    mixture_steps: int = 2500
     vision_lr: float = 2e-3
     lr: float = 1e-3
-    mixture_lr: float = 5e-4
+    mixture_lr: float = 3e-4
     vision_lr_factor: float = 0.3
     weight_decay: float = 0.01
     warmup: int = 50
@@ -82,6 +87,7 @@ class DemoConfig:
     no_image_rate: float = 0.1
     threads: int = 2
     checkpoints: bool = False  # keep the model after each stage in OUT/stages/<stage>
+    checkpoint_every: int = 0  # with checkpoints: also every N steps, in OUT/stages/<stage>-<step>
     resume_from: str | None = None  # a stage checkpoint: run only the stages after it
 
     def scaled(self, scale: float) -> "DemoConfig":
@@ -319,6 +325,7 @@ class Example:
     text: str
     image: Image.Image | None
     target: str  # e.g. " B" or " star"
+    concept: str | None = None  # what the answer refers to ("star" for " B"), for deep supervision
 
 
 def _image_for_text_question(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Image.Image | None:
@@ -339,7 +346,8 @@ def naming_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) ->
             question = f"{question} {', '.join(sample.options)}"
     else:
         question = sample.question
-    return Example(question, image, " " + sample.options[sample.answer])
+    concept = sample.options[sample.answer]
+    return Example(question, image, " " + concept, concept)
 
 
 def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n_options: int | None = None) -> Example:
@@ -351,9 +359,9 @@ def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n
     k = int(rng.integers(n))
     if rng.random() < 0.3:
         probe = Sample(sample.id, sample.family, f"What is option {OPTION_LETTERS[k]}?", options, k)
-        return Example(user_text(probe), None, " " + options[k])
+        return Example(user_text(probe), None, " " + options[k], options[k])
     probe = Sample(sample.id, sample.family, f"Which option is {options[k]}?", options, k)
-    return Example(user_text(probe), None, " " + OPTION_LETTERS[k])
+    return Example(user_text(probe), None, " " + OPTION_LETTERS[k], options[k])
 
 
 def pointer_curriculum(steps: int) -> Callable:
@@ -384,7 +392,7 @@ def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -
     elif rng.random() < cfg.filler_rate / 2:
         context = filler(rng, 1, 4)
     text = user_text(sample.replace(context=context))
-    return Example(text, image, " " + OPTION_LETTERS[sample.answer])
+    return Example(text, image, " " + OPTION_LETTERS[sample.answer], sample.options[sample.answer])
 
 
 # ------------------------------------------------------------------------------ model
@@ -428,7 +436,8 @@ def build_demo(cfg: DemoConfig, tokenizer) -> tuple:
 
 
 def encode_examples(processor, examples: list[Example]) -> dict[str, torch.Tensor]:
-    """Inputs with labels only on the answer tokens (and the end-of-turn token)."""
+    """Inputs with labels only on the answer tokens (and the end-of-turn token), plus
+    ``concept_targets``: per example, the first token of its concept, or -100 (see _concept_loss)."""
     tok = processor.tokenizer
     texts, targets = [], []
     for ex in examples:
@@ -450,7 +459,24 @@ def encode_examples(processor, examples: list[Example]) -> dict[str, torch.Tenso
             raise RuntimeError(f"target tokens differ in context: {got} vs {ids}")
         labels[i, end - len(ids):end] = torch.tensor(ids)
     inputs["labels"] = labels
+    inputs["answer_positions"] = lengths - torch.tensor([len(t) for t in targets]) - 1
+    inputs["concept_targets"] = torch.tensor(
+        [tok.encode(" " + ex.concept, add_special_tokens=False)[0] if ex.concept else -100 for ex in examples])
     return inputs
+
+
+def _concept_loss(model, hidden_states: tuple[torch.Tensor, ...], positions: torch.Tensor,
+                  targets: torch.Tensor, layer: int) -> torch.Tensor:
+    """Cross-entropy of the answer's concept read off layer ``layer`` at the answer position.
+
+    A small LM trained only on "question + options -> letter" sits at chance: it must compute the
+    answer and find its letter in one pass. Asking a middle layer to already hold the concept
+    (what naming teaches the last layer) splits the work into the two circuits naming and the
+    pointer curriculum build, so they compose. Training-only: the model stays a plain LLaVA.
+    """
+    h = hidden_states[layer][torch.arange(len(positions)), positions]
+    logits = model.lm_head(model.model.language_model.norm(h))
+    return torch.nn.functional.cross_entropy(logits, targets, ignore_index=-100)
 
 
 # ------------------------------------------------------------------------------ training
@@ -528,7 +554,12 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         running = None
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps)):
             inputs = encode_examples(processor, batch)
-            loss = model(**inputs).loss
+            positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
+            out = model(**inputs, output_hidden_states=cfg.concept_weight > 0)
+            loss = out.loss
+            if cfg.concept_weight > 0:
+                loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts,
+                                                                 cfg.concept_layer)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -540,6 +571,9 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if (step + 1) % 50 == 0 or step + 1 == steps:
                 log.info("%s %d/%d loss %.4f (%.0fs)", stage, step + 1, steps, running, time.time() - started)
                 history.append({"stage": stage, "step": step + 1, "loss": round(running, 5)})
+            if cfg.checkpoints and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
+                model.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
+                processor.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
         if cfg.checkpoints:
             model.save_pretrained(Path(out_dir) / "stages" / stage)
             processor.save_pretrained(Path(out_dir) / "stages" / stage)
