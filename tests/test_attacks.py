@@ -160,3 +160,16 @@ def test_vqa_and_imageless_samples_are_refused(tiny_llava_adapter, mixed_samples
         attack(tiny_llava_adapter, [mixed_samples[2]], "embed", PGDConfig(eps=1))
     with pytest.raises(ValueError, match="no image"):
         attack(tiny_llava_adapter, [mixed_samples[1]], "pixel", PGDConfig(eps=1))
+
+
+def test_a_sample_gets_the_same_attack_alone_or_in_a_batch(tiny_llava_adapter, attack_samples):
+    cfg = PGDConfig(eps=0.3, steps=2, seed=1)
+    together = attack(tiny_llava_adapter, attack_samples, "embed", cfg)
+    alone = attack(tiny_llava_adapter, attack_samples[1:2], "embed", cfg)
+    np.testing.assert_allclose(alone[0].probs, together[1].probs, atol=1e-5)
+
+
+def test_attack_runs_under_no_grad(tiny_llava_adapter, attack_samples):
+    with torch.no_grad():
+        out = attack(tiny_llava_adapter, attack_samples[:1], "pixel", PGDConfig(eps=8, steps=2))
+    assert out[0].perturbation > 0

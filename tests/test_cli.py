@@ -19,6 +19,10 @@ def run(*args):
     (["diagnose", "--model", "/no/such/dir", "--out", "x"], "no such directory"),
     (["diagnose", "--scoring", "vibes", "--out", "x"], "unknown scoring"),
     (["diagnose", "--split", "dev", "--out", "x"], "no split 'dev'"),
+    (["diagnose", "--conditions", "pgd_pixel@lots", "--out", "x"], "is not a number"),
+    (["diagnose", "--pgd-step-rule", "adam", "--out", "x"], "unknown step rule"),
+    (["attack", "--space", "audio", "--out", "x"], "unknown attack space 'audio'"),
+    (["attack", "--pixel-eps", "1,two", "--out", "x"], "--pixel-eps must be comma-separated numbers"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path):
     result = run(*args)
@@ -41,3 +45,17 @@ def test_preview_writes_pngs(tmp_path):
     result = run("data", "preview", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
     assert len(list(tmp_path.glob("*.png"))) == 3
+
+
+def test_attack_writes_robustness_curves(tmp_path):
+    import json
+
+    result = run("attack", "--space", "pixel", "--pixel-eps", "0,8", "--steps", "2", "--limit", "3",
+                 "--save-images", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (curve,) = summary["robustness"]
+    assert (curve["family"], curve["space"], curve["eps_unit"]) == ("text_heavy", "pixel", "1/255")
+    assert [p["eps"] for p in curve["points"]] == [0, 8] and all(p["n"] == 3 for p in curve["points"])
+    assert len(list((tmp_path / "adversarial").glob("*.png"))) == 6
+    assert "attack success" in result.stdout

@@ -139,3 +139,26 @@ def test_an_image_is_decoded_once_for_all_text_conditions(tmp_path, tiny_llava_a
     run_diagnosis(tiny_llava_adapter, [sample], tmp_path, DiagnoseConfig(n_boot=10, switch_source="photos"))
     assert len(read_records(tmp_path / "records.jsonl")) == 3  # clean, unrelated_text, misleading_text
     assert len(calls) == 1
+
+
+def test_adversarial_conditions_in_a_diagnosis(tmp_path, tiny_llava_adapter):
+    samples = load_mini("test", limit=6)
+    config = DiagnoseConfig(conditions=["clean", "noise_image", "pgd_pixel@0", "pgd_pixel@16", "pgd_embed@0"],
+                            batch_size=8, n_boot=50, attack={"steps": 2, "step_rule": "sign", "restarts": 1},
+                            save_adversarial=True)
+    summary = run_diagnosis(tiny_llava_adapter, samples, tmp_path, config)
+    records = read_records(tmp_path / "records.jsonl")
+    by_key = {(r["id"], r["condition"]): r for r in records}
+    text = [s for s in samples if s.family == "text_heavy"]
+    assert {c for (_, c) in by_key if c.startswith("pgd")} == {"pgd_pixel@0", "pgd_pixel@16", "pgd_embed@0"}
+    assert not any(c.startswith("pgd") for (i, c) in by_key if i.startswith("test-vqa"))
+    for s in text:  # eps 0 is the reference, exactly where it matters: the prediction
+        ref, zero = by_key[(s.id, "noise_image")], by_key[(s.id, "pgd_pixel@0")]
+        assert zero["pred"] == ref["pred"] and zero["perturbation"] == 0
+        assert max(abs(a - b) for a, b in zip(zero["probs"], ref["probs"])) < 1e-5
+        big = by_key[(s.id, "pgd_pixel@16")]
+        assert 0 < big["perturbation"] <= 16 and (tmp_path / big["adversarial_image"]).exists()
+    curve = next(c for c in summary["robustness"] if c["family"] == "text_heavy" and c["space"] == "pixel")
+    assert [p["eps"] for p in curve["points"]] == [0, 16] and curve["points"][0]["attack_success_rate"] == 0
+    names = [c["condition"] for c in summary["conditions"] if c["family"] == "text_heavy"]
+    assert names == ["noise_image", "pgd_pixel@0", "pgd_pixel@16", "pgd_embed@0"]

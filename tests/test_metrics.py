@@ -182,3 +182,29 @@ def test_numpy_inputs_give_json_ready_output():
     s = summarize(records, REF, n_boot=50)
     assert json.loads(json.dumps(s)) == s
     assert row(s, "image_heavy", "misleading_text")["flip_rate"] == 0.75
+
+
+def test_robustness_curves_by_hand():
+    from modint.diagnose.metrics import robustness_curves
+
+    def adv(id, eps, gold, pred, error=None):
+        r = rec(id, f"pgd_pixel@{eps:g}", gold, pred, error=error, family="text_heavy")
+        r.update(attack_space="pixel", eps=float(eps)) if error is None else None
+        return r
+
+    records = [rec(i, "noise_image", 0, p, family="text_heavy") for i, p in zip("abcd", [0, 0, 0, 1])]
+    records += [adv("a", 0, 0, 0), adv("b", 0, 0, 0), adv("c", 0, 0, 0), adv("d", 0, 0, 1)]
+    # eps 4: a broken, b holds, c is an error (left out), d was already wrong and stays wrong
+    records += [adv("a", 4, 0, 2), adv("b", 4, 0, 0), adv("c", 4, 0, None, error="boom"), adv("d", 4, 0, 3)]
+    records += [adv(i, 1, 0, p) for i, p in zip("abcd", [0, 1, 0, 0])]  # d fixed by the attack
+    curves = robustness_curves(records, REF)
+    assert len(curves) == 1
+    curve = curves[0]
+    assert (curve["family"], curve["space"], curve["eps_unit"]) == ("text_heavy", "pixel", "1/255")
+    assert [p["eps"] for p in curve["points"]] == [0, 1, 4]
+    assert curve["points"][0] == {"eps": 0, "accuracy": 0.75, "attack_success_rate": 0.0, "n": 4,
+                                  "n_reference_correct": 3}
+    assert curve["points"][1]["accuracy"] == 0.75 and curve["points"][1]["attack_success_rate"] == pytest.approx(1 / 3)
+    assert curve["points"][2] == {"eps": 4, "accuracy": pytest.approx(1 / 3), "attack_success_rate": 0.5, "n": 3,
+                                  "n_reference_correct": 2}
+    assert robustness_curves(RECORDS, REF) == []

@@ -121,3 +121,27 @@ def test_preview_png(tmp_path, samples, pools):
 
     with Image.open(path) as im:
         assert im.width >= 5 * 200
+
+
+def test_adversarial_conditions_are_opt_in_and_take_an_eps(samples, pools):
+    assert "pgd_pixel" not in conditions_for(TEXT_HEAVY)
+    assert conditions_for(TEXT_HEAVY, ["pgd_pixel@4", "noise_image", "pgd_pixel@0.5", "pgd_embed"]) == [
+        "noise_image", "pgd_pixel@0.5", "pgd_pixel@4", "pgd_embed"]
+    assert conditions_for(IMAGE_HEAVY, ["pgd_pixel", "pgd_embed@2"]) == ["pgd_embed@2"]
+    assert conditions_for(VQA, ["pgd_pixel", "pgd_embed"]) == []
+    assert get_condition("pgd_pixel@4.0").name == "pgd_pixel@4" and get_condition("pgd_pixel@4").parameters["eps"] == 4
+    assert get_condition("pgd_embed").parameters["eps"] == 0.1
+    for bad, why in [("clean@2", "takes no eps"), ("pgd_pixel@x", "not a number"), ("pgd_pixel@-1", ">= 0"),
+                     ("pgd_nothing@1", "unknown condition")]:
+        with pytest.raises(KeyError, match=why):
+            get_condition(bad)
+
+
+def test_adversarial_condition_starts_from_the_reference_input(samples, pools):
+    text = next(s for s in samples if s.family == TEXT_HEAVY)
+    ref = apply_condition(text, "noise_image", 3, pools)
+    adv = apply_condition(text, "pgd_pixel@2", 3, pools)
+    assert np.array_equal(np.asarray(load_image(ref)), np.asarray(load_image(adv)))
+    assert adv.meta["condition"] == "pgd_pixel@2" and adv.meta["eps"] == 2 and adv.meta["attack_space"] == "pixel"
+    image = next(s for s in samples if s.family == IMAGE_HEAVY)
+    assert apply_condition(image, "pgd_embed", 3, pools).context == image.context

@@ -56,11 +56,12 @@ def diagnose(
     model: str = typer.Option(DEFAULT_MODEL, help="Built-in name (tiny-random-llava), local directory or hub id."),
     benchmark: str = typer.Option("mini", help="Registered benchmark name (see `modint data list`)."),
     split: str = typer.Option("test", help="Benchmark split."),
-    conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: all that apply "
-                                             "to each family). See `modint data conditions`."),
+    conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: all heuristic ones "
+                                             "that apply to each family; add pgd_pixel, pgd_embed or pgd_pixel@EPS "
+                                             "for attacks). See `modint data conditions`."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples, spread over families."),
     batch_size: int = typer.Option(16, min=1, help="Inputs per forward pass."),
-    seed: int = typer.Option(0, help="Seed for perturbations and bootstrap CIs."),
+    seed: int = typer.Option(0, help="Seed for perturbations, attack starts and bootstrap CIs."),
     out_dir: Path = typer.Option(Path("runs/diagnose"), "--out", help="Run directory (re-running resumes)."),
     device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
     dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
@@ -68,27 +69,106 @@ def diagnose(
     scoring: str = typer.Option("letters", help="letters: option-letter probabilities from one forward pass; "
                                 "generate: greedy decoding + robust parsing."),
     switch_source: str = typer.Option("mixed", help="Images for switched_image: photos, benchmark or mixed."),
+    pgd_steps: int = typer.Option(10, min=0, help="PGD steps (adversarial conditions)."),
+    pgd_step_rule: str = typer.Option("sign", help="PGD step: sign (L-inf), l2, or raw (the published one)."),
+    pgd_restarts: int = typer.Option(1, min=1, help="PGD random restarts."),
+    pgd_targeted: bool = typer.Option(False, help="Push toward the most likely wrong option instead of away from "
+                                      "the gold one."),
+    save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
     strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
     trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
     """Run a model over a benchmark under clean and perturbed conditions; write records.jsonl,
     summary.json, manifest.json and report.html into --out and print a table."""
-    from modint.data.registry import load_benchmark
-    from modint.data.sample import SampleError
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
-    from modint.models.loading import ModelLoadError, load_adapter
+    from modint.diagnose.engine import DiagnoseConfig
 
     config = DiagnoseConfig(conditions=_split_list(conditions), seed=seed, batch_size=batch_size,
-                            scoring=scoring, strict=strict, switch_source=switch_source)
+                            scoring=scoring, strict=strict, switch_source=switch_source,
+                            attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
+                                    "targeted": pgd_targeted},
+                            save_adversarial=save_adversarial)
+    summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code)
+    if summary and not quiet:
+        out.print(summary_table(summary))
+        if summary.get("robustness"):
+            out.print(robustness_table(summary))
+        out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+
+
+@app.command()
+def attack(
+    model: str = typer.Option(DEFAULT_MODEL, help="Built-in name, local directory or hub id."),
+    benchmark: str = typer.Option("mini", help="Registered benchmark name."),
+    split: str = typer.Option("test", help="Benchmark split."),
+    space: str = typer.Option("pixel,embed", help="pixel (text-heavy images, eps in 1/255), embed (the irrelevant "
+                              "modality's LLM input embeddings, eps relative to their RMS), or both."),
+    pixel_eps: str = typer.Option("0,1,2,4,8", help="Pixel-space eps values, in 1/255."),
+    embed_eps: str = typer.Option("0,0.05,0.1,0.2,0.4", help="Embedding-space eps values, x RMS."),
+    steps: int = typer.Option(10, min=0, help="PGD steps."),
+    step_rule: str = typer.Option("sign", help="sign (L-inf), l2, or raw (the published step)."),
+    restarts: int = typer.Option(1, min=1, help="Random restarts (a sample keeps its most successful one)."),
+    targeted: bool = typer.Option(False, help="Toward the most likely wrong option."),
+    save_images: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples, spread over families."),
+    batch_size: int = typer.Option(16, min=1, help="Samples per attack batch."),
+    seed: int = typer.Option(0, help="Seed for random starts (per sample) and bootstrap CIs."),
+    out_dir: Path = typer.Option(Path("runs/attack"), "--out", help="Run directory (re-running resumes)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
+    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
+    device_map: Optional[str] = typer.Option(None, help="'auto' to spread a large model over devices."),
+    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+    quiet: bool = typer.Option(False, help="Print no table."),
+) -> None:
+    """Robustness curves: PGD on the irrelevant modality at each eps (accuracy and attack success
+    rate against eps, per family and space), as conditions of one diagnosis run in --out."""
+    from modint.diagnose.engine import DiagnoseConfig
+    from modint.perturb import REFERENCE_CONDITION
+
+    spaces = _split_list(space) or ["pixel", "embed"]
+    conditions: list[str] = []
+    for name in spaces:
+        if name not in ("pixel", "embed"):
+            usage_error(f"unknown attack space {name!r}; use pixel, embed or pixel,embed")
+        raw = pixel_eps if name == "pixel" else embed_eps
+        try:
+            values = [float(v) for v in raw.split(",") if v.strip()]
+        except ValueError:
+            usage_error(f"--{name}-eps must be comma-separated numbers, got {raw!r}")
+        if not values or min(values) < 0:
+            usage_error(f"--{name}-eps needs at least one value, all >= 0")
+        conditions += [f"pgd_{name}@{v:g}" for v in values]
+    families = {"text_heavy"} | ({"image_heavy"} if "embed" in spaces else set())
+    conditions = [REFERENCE_CONDITION[f] for f in sorted(families)] + conditions
+    config = DiagnoseConfig(conditions=conditions, seed=seed, batch_size=batch_size,
+                            attack={"steps": steps, "step_rule": step_rule, "restarts": restarts, "targeted": targeted},
+                            save_adversarial=save_images)
+    summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
+                   keep=lambda s: s.family in families)
+    if summary and not quiet:
+        out.print(robustness_table(summary))
+        out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+
+
+def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
+         keep=None) -> dict:
+    """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
+    from modint.data.registry import load_benchmark
+    from modint.data.sample import SampleError
+    from modint.diagnose.engine import run_diagnosis
+    from modint.models.loading import ModelLoadError, load_adapter
+
     try:
         config.check()
-        samples = load_benchmark(benchmark, split=split, limit=limit)
+        # Filtered runs take --limit of the samples they keep (images are loaded lazily).
+        samples = load_benchmark(benchmark, split=split, limit=None if keep else limit)
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
+    if keep is not None:
+        samples = [s for s in samples if keep(s)][:limit]
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, device_map=device_map,
-                               trust_remote_code=trust_remote_code, seed=seed)
+                               trust_remote_code=trust_remote_code, seed=config.seed)
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
     run_info = {"model": model, "benchmark": benchmark, "split": split, "limit": limit,
@@ -96,14 +176,26 @@ def diagnose(
     with _progress() as bar:
         task = bar.add_task("diagnose", total=None)
         try:
-            summary = run_diagnosis(adapter, samples, out_dir, config,
-                                    progress=lambda done, total: bar.update(task, completed=done, total=total),
-                                    run_info=run_info)
+            return run_diagnosis(adapter, samples, out_dir, config,
+                                 progress=lambda done, total: bar.update(task, completed=done, total=total),
+                                 run_info=run_info)
         except SampleError as exc:
             failure(f"{exc} (--strict)")
-    if summary and not quiet:
-        out.print(summary_table(summary))
-        out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+    return {}
+
+
+def robustness_table(summary: dict) -> Table:
+    table = Table(title="Robustness under PGD on the irrelevant modality")
+    for name in ("family", "space", "eps", "unit", "n", "acc %", "attack success %"):
+        table.add_column(name, justify="left" if name in ("family", "space", "unit") else "right")
+    for curve in summary.get("robustness", []):
+        for p in curve["points"]:
+            asr = p["attack_success_rate"]
+            unit = {"pixel": "/255", "embed": "x RMS"}.get(curve["space"], curve["eps_unit"])
+            table.add_row(curve["family"], curve["space"], f"{p['eps']:g}", unit, str(p["n"]),
+                          "–" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f}",
+                          "–" if asr is None else f"{100 * asr:.1f}")
+    return table
 
 
 def summary_table(summary: dict) -> Table:
@@ -148,7 +240,8 @@ def data_conditions() -> None:
     table = Table("condition", "families", "description")
     for name, cond in CONDITIONS.items():
         fams = ", ".join(f + (" (reference)" if REFERENCE_CONDITION.get(f) == name else "") for f in sorted(cond.families))
-        table.add_row(name, fams, cond.description)
+        extra = "" if cond.default else f" [opt-in; default eps {cond.parameters['eps']:g}, or {name}@EPS]"
+        table.add_row(name, fams, cond.description + extra)
     out.print(table)
 
 

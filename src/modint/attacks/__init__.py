@@ -25,7 +25,6 @@ import torch
 
 STEP_RULES = ("sign", "l2", "raw")
 SPACES = ("pixel", "embed")
-EPS_UNITS = {"pixel": "1/255", "embed": "x RMS of the perturbed embeddings"}
 
 
 @dataclass
@@ -56,13 +55,16 @@ LossFn = Callable[[torch.Tensor], torch.Tensor]  # delta [B, ...] -> per-row los
 
 def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.Tensor, config: PGDConfig,
         project: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        success: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        success: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        noise: Callable[[int], torch.Tensor] | None = None) -> torch.Tensor:
     """Projected gradient ascent on ``loss_fn``; returns the best delta per row.
 
     ``eps`` is per row ([B]) in the units of delta; ``mask`` (broadcastable to ``shape``) is 1
     where delta may be non-zero. ``project`` applies extra constraints after each step (valid
     pixel range). With restarts, a row keeps the delta that succeeded (``success(delta)`` [B]
-    bool), else the one with the highest loss. Deterministic for a given ``config.seed``.
+    bool), else the one with the highest loss. Deterministic for a given ``config.seed``;
+    ``noise(restart)`` may supply the random start (uniform in [-1, 1], shape ``shape``) instead,
+    e.g. seeded per sample so a row's result does not depend on its batch.
     """
     config.check()
     generator = torch.Generator().manual_seed(config.seed)
@@ -88,18 +90,20 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
     best = torch.zeros(shape)
     best_loss = torch.full((rows,), -float("inf"))
     best_ok = torch.zeros(rows, dtype=torch.bool)
-    for _ in range(config.restarts):
+    for restart in range(config.restarts):
         if config.random_start:
-            delta = (torch.rand(shape, generator=generator) * 2 - 1) * eps_b
+            unit = noise(restart) if noise is not None else torch.rand(shape, generator=generator) * 2 - 1
+            delta = unit * eps_b
             if config.step_rule == "l2":  # a random point of the same RMS scale, inside the ball
                 delta = delta / 3 ** 0.5
         else:
             delta = torch.zeros(shape)
         delta = clip(delta)
         for _ in range(config.steps):
-            delta.requires_grad_(True)
-            loss = loss_fn(delta)
-            (grad,) = torch.autograd.grad(loss.sum(), delta)
+            with torch.enable_grad():  # callers may sit under no_grad (evaluation loops)
+                delta.requires_grad_(True)
+                loss = loss_fn(delta)
+                (grad,) = torch.autograd.grad(loss.sum(), delta)
             with torch.no_grad():
                 if config.step_rule == "sign":
                     step = grad.sign()

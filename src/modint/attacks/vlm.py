@@ -17,6 +17,7 @@ from PIL import Image
 
 from modint.attacks import SPACES, PGDConfig, pgd
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, Sample
+from modint.seeding import derive_seed
 
 # Which modality is irrelevant, per family and space (VQA needs both: never attacked).
 ATTACKED = {"pixel": (TEXT_HEAVY,), "embed": (IMAGE_HEAVY, TEXT_HEAVY)}
@@ -96,6 +97,19 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str, config: PGDConfi
         return _embed(adapter, batch, samples, config, labels, sign, success_of)
 
 
+def _row_noise(samples: Sequence[Sample], shapes: list[tuple[int, ...]], full: tuple[int, ...], seed: int):
+    """Random starts drawn per sample from (seed, sample id, restart) on the sample's own shape,
+    so an attacked sample gets the same result whatever batch it is in."""
+    def noise(restart: int) -> torch.Tensor:
+        out = torch.zeros(full)
+        for i, (s, shape) in enumerate(zip(samples, shapes)):
+            g = torch.Generator().manual_seed(derive_seed("pgd", seed, s.id, restart) % 2**63)
+            region = tuple(slice(0, n) for n in shape)
+            out[(i, *region)] = torch.rand(shape, generator=g) * 2 - 1
+        return out
+    return noise
+
+
 def _image_tensor(image: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0).permute(2, 0, 1)
 
@@ -130,7 +144,8 @@ def _pixel(adapter, batch, samples, config, labels, sign, success_of) -> list[At
         return (base + delta).clamp(0, 1) - base
 
     eps = torch.full((len(samples),), config.eps / 255.0)
-    delta = pgd(loss_fn, tuple(base.shape), eps, mask, config, project=project, success=success)
+    noise = _row_noise(samples, [tuple(x.shape) for x in images], tuple(base.shape), config.seed)
+    delta = pgd(loss_fn, tuple(base.shape), eps, mask, config, project=project, success=success, noise=noise)
     # The adversarial image is saved as 8-bit pixels and scored through the model's own
     # processor, like every other condition: the perturbation is a real image.
     adv_images = []
@@ -177,7 +192,9 @@ def _embed(adapter, batch, samples, config, labels, sign, success_of) -> list[At
     def success(delta: torch.Tensor) -> torch.Tensor:
         return success_of(_to_probs(adapter, logits_for(delta), samples))
 
-    delta = pgd(loss_fn, tuple(embeds.shape), eps, mask, config, success=success)
+    lengths = batch.inputs["attention_mask"].sum(1).tolist()  # padding is never perturbed
+    noise = _row_noise(samples, [(int(n), embeds.shape[2]) for n in lengths], tuple(embeds.shape), config.seed)
+    delta = pgd(loss_fn, tuple(embeds.shape), eps, mask, config, success=success, noise=noise)
     with torch.no_grad():
         probs = _to_probs(adapter, logits_for(delta), samples)
     size = (delta.abs().amax(dim=(1, 2)) / rms.clamp_min(1e-12)).tolist()

@@ -18,8 +18,9 @@ from typing import Any, Callable, Sequence
 
 from modint.data.sample import Sample, SampleError, load_image, validate_sample
 from modint.diagnose import rundir
-from modint.diagnose.metrics import summarize
-from modint.perturb import CONDITIONS, REFERENCE_CONDITION, apply_condition, conditions_for, default_pools, get_condition
+from modint.diagnose.metrics import robustness_curves, summarize
+from modint.perturb import (REFERENCE_CONDITION, apply_condition, condition_rank, conditions_for, default_pools,
+                            get_condition)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,9 @@ class DiagnoseConfig:
     repetition_penalty: float = 1.2
     n_boot: int = 2000
     reference: dict[str, str] = field(default_factory=lambda: dict(REFERENCE_CONDITION))
+    # adversarial conditions: PGD settings other than eps (see modint.attacks.PGDConfig)
+    attack: dict[str, Any] = field(default_factory=lambda: {"steps": 10, "step_rule": "sign", "restarts": 1})
+    save_adversarial: bool = False  # write each attacked image to OUT/adversarial/
 
     def check(self) -> None:
         if self.scoring not in SCORING_MODES:
@@ -47,6 +51,12 @@ class DiagnoseConfig:
             get_condition(name)  # KeyError listing the known names
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
+        from modint.attacks import PGDConfig
+
+        try:
+            PGDConfig(eps=0, **self.attack).check()
+        except TypeError as exc:
+            raise ValueError(f"bad attack setting: {exc}") from None
 
 
 @dataclass
@@ -110,13 +120,29 @@ def _record(item: Sample, condition: str, probs: list[float] | None, pred: int |
 
 
 class Scorer:
-    """Turns prepared (perturbed, image-decoded) samples into records with one adapter call."""
+    """Turns prepared (perturbed, image-decoded) samples into records: one adapter call for the
+    heuristic conditions, one attack per adversarial condition present in the batch."""
 
-    def __init__(self, adapter: Any, config: DiagnoseConfig):
+    def __init__(self, adapter: Any, config: DiagnoseConfig, out_dir: Path | None = None):
         self.adapter = adapter
         self.config = config
+        self.out_dir = out_dir
 
     def __call__(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
+        records: list[dict | None] = [None] * len(prepared)
+        plain = [i for i, (_, c) in enumerate(prepared) if not get_condition(c).attack_space]
+        for i, rec in zip(plain, self._score([prepared[i] for i in plain]) if plain else []):
+            records[i] = rec
+        attacked: dict[str, list[int]] = {}
+        for i, (_, c) in enumerate(prepared):
+            if get_condition(c).attack_space:
+                attacked.setdefault(c, []).append(i)
+        for condition, rows in attacked.items():
+            for i, rec in zip(rows, self._attack(condition, [prepared[i][0] for i in rows])):
+                records[i] = rec
+        return records  # type: ignore[return-value]
+
+    def _score(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
         samples = [s for s, _ in prepared]
         if self.config.scoring == "letters":
             scored = self.adapter.score(samples)
@@ -125,6 +151,32 @@ class Scorer:
         texts = self.adapter.generate(samples, max_new_tokens=self.config.max_new_tokens,
                                       repetition_penalty=self.config.repetition_penalty)
         return [_record(s, c, None, self.adapter.parse(t, s), t) for (s, c), t in zip(prepared, texts)]
+
+    def _attack(self, condition: str, samples: list[Sample]) -> list[dict]:
+        """Option-letter scores under PGD (generate scoring does not apply: the attack is on the
+        letter probabilities)."""
+        from modint.attacks import PGDConfig
+        from modint.attacks.vlm import attack
+
+        cond = get_condition(condition)
+        pgd = PGDConfig(eps=cond.parameters["eps"], seed=self.config.seed, **self.config.attack)
+        records = []
+        for s, outcome in zip(samples, attack(self.adapter, samples, cond.attack_space, pgd)):
+            rec = _record(s, condition, [round(float(p), 6) for p in outcome.probs], outcome.pred, None)
+            rec.update({"attack_space": cond.attack_space, "eps": pgd.eps, "attack_target": outcome.target,
+                        "perturbation": round(outcome.perturbation, 6)})
+            if outcome.image is not None and self.config.save_adversarial and self.out_dir is not None:
+                folder = self.out_dir / "adversarial"
+                folder.mkdir(exist_ok=True)
+                name = f"{_safe(s.id)}__{_safe(condition)}.png"
+                outcome.image.save(folder / name)
+                rec["adversarial_image"] = f"adversarial/{name}"
+            records.append(rec)
+        return records
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.@" else "_" for ch in text)
 
 
 def _prepare(item: _Item, config: DiagnoseConfig, pools: Any, decoded: dict[str, Any]) -> Sample:
@@ -228,7 +280,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
     todo = [g for g in todo if g]
     total = sum(len(g) for g in todo) + len(invalid)
-    scorer = Scorer(adapter, config)
+    scorer = Scorer(adapter, config, out)
     produced = 0
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
@@ -251,7 +303,10 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     summary = {**{k: run_info.get(k) for k in ("model", "benchmark", "split")},
                "seed": config.seed, "scoring": config.scoring,
                **summarize(records, reference=config.reference, n_boot=config.n_boot, seed=config.seed,
-                         condition_order=list(CONDITIONS))}
+                         condition_order=sorted({r["condition"] for r in records}, key=_rank_or_last))}
+    curves = robustness_curves(records, config.reference)
+    if curves:
+        summary["robustness"] = curves
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
     rundir.write_json(out / rundir.MANIFEST, _manifest(adapter, samples, config, run_info, records,
@@ -264,6 +319,13 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
         log.warning("could not write report.html: %s", exc)
     barrier()
     return summary
+
+
+def _rank_or_last(name: str) -> tuple:
+    try:
+        return (0, *condition_rank(name))
+    except KeyError:  # a record of a condition this version does not know
+        return (1, 0, 0.0)
 
 
 def _merge_rank_files(out: Path, world: int) -> None:

@@ -160,3 +160,38 @@ def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 
                             "worst_case_accuracy": k / len(complete) if complete else None,
                             "worst_case_ci95": list(wilson_ci(k, len(complete)))})
     return {"conditions": rows, "families": family_rows}
+
+
+EPS_UNITS = {"pixel": "1/255", "embed": "x RMS of the perturbed embeddings"}
+
+
+def robustness_curves(records: Iterable[dict], reference: dict[str, str]) -> list[dict[str, Any]]:
+    """Accuracy and attack success rate against eps, per (family, attack space).
+
+    Attack success rate at an eps: among samples answered correctly under the family's reference
+    condition (and not errors under the attack), the fraction the attack made wrong. Each curve:
+    ``{"family", "space", "eps_unit", "points": [{"eps", "accuracy", "attack_success_rate", "n",
+    "n_reference_correct"}, ...]}`` with points in increasing eps; ``[]`` without attack records.
+    """
+    table = _index(records)
+    curves = []
+    for family in sorted({f for f, _ in table}, key=_family_key):
+        ref_ok = _ok(table.get((family, reference.get(family)), {}))
+        by_space: dict[str, list[tuple[float, dict]]] = {}
+        for (f, name), recs in table.items():
+            tagged = [r for r in recs.values() if r.get("attack_space") is not None]
+            if f != family or not tagged:
+                continue
+            by_space.setdefault(tagged[0]["attack_space"], []).append((float(tagged[0]["eps"]), _ok(recs)))
+        for space in sorted(by_space):
+            points = []
+            for eps, ok in sorted(by_space[space], key=lambda t: t[0]):
+                k = sum(bool(r["correct"]) for r in ok.values())
+                right = [i for i in ok if i in ref_ok and ref_ok[i]["correct"]]
+                broken = sum(not ok[i]["correct"] for i in right)
+                points.append({"eps": eps, "accuracy": k / len(ok) if ok else None,
+                               "attack_success_rate": broken / len(right) if right else None,
+                               "n": len(ok), "n_reference_correct": len(right)})
+            curves.append({"family": family, "space": space, "eps_unit": EPS_UNITS.get(space, ""),
+                           "points": points})
+    return curves

@@ -1,15 +1,20 @@
-"""Heuristic perturbations (REFERENCE section 2), registered by name.
+"""Perturbation conditions (REFERENCE section 2), registered by name.
 
 A condition is a pure function of (sample, rng, pools) -> sample. It declares the families it
 applies to, keeps the sample id (what pairs a perturbed answer with its reference), and records
 what it did in ``meta`` (``condition``, ``distractor`` for misleading text, ``switched_from``).
 The rng comes from (seed, sample id, condition name): every run reproduces, in any order, on any
 number of processes.
+
+Adversarial conditions (``pgd_pixel``, ``pgd_embed``) are registered here too, so they get the
+same records and metrics, but need the model: here they only hand the sample over in its
+family's reference condition; the engine runs the attack (``modint.attacks``). Their eps is part
+of the name when it is not the default: ``pgd_pixel@4`` is pixel PGD at 4/255.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -35,6 +40,8 @@ class Condition:
     apply: Callable[[Sample, np.random.Generator, Pools], Sample]
     description: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    attack_space: str | None = None  # "pixel" / "embed" for adversarial conditions
+    default: bool = True  # run when no conditions are requested (adversarial ones are opt-in)
 
 
 def _clean(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
@@ -107,28 +114,67 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("black_image", (TEXT_HEAVY,), _canvas(0), "a black canvas", {"size": CANVAS}),
     Condition("white_image", (TEXT_HEAVY,), _canvas(255), "a white canvas", {"size": CANVAS}),
     Condition("no_image", (TEXT_HEAVY,), _no_image, "text only, the chat template without an image slot"),
+    Condition("pgd_pixel", (TEXT_HEAVY,), _clean,
+              "PGD (L-inf, eps in 1/255) on the reference image's pixels, through the model's own "
+              "preprocessing; scored as a real 8-bit image", {"eps": 8.0}, attack_space="pixel", default=False),
+    Condition("pgd_embed", (IMAGE_HEAVY, TEXT_HEAVY), _clean,
+              "PGD in the LLM's input embeddings on the irrelevant modality's positions (image-heavy: "
+              "text tokens; text-heavy: image tokens); eps relative to their RMS", {"eps": 0.1},
+              attack_space="embed", default=False),
 )}
 
 
 def get_condition(name: str) -> Condition:
+    """A registered condition; ``base@eps`` gives an adversarial condition at that eps."""
+    base, _, eps = name.partition("@")
+    if base not in CONDITIONS:
+        raise KeyError(f"unknown condition {name!r} (known: {', '.join(CONDITIONS)})")
+    condition = CONDITIONS[base]
+    if not eps:
+        return condition
+    if condition.attack_space is None:
+        raise KeyError(f"condition {base!r} takes no eps (only {', '.join(adversarial_conditions())} do)")
     try:
-        return CONDITIONS[name]
-    except KeyError:
-        raise KeyError(f"unknown condition {name!r} (known: {', '.join(CONDITIONS)})") from None
+        value = float(eps)
+    except ValueError:
+        raise KeyError(f"condition {name!r}: eps {eps!r} is not a number") from None
+    if not value >= 0:
+        raise KeyError(f"condition {name!r}: eps must be >= 0")
+    return replace(condition, name=f"{base}@{value:g}", parameters={**condition.parameters, "eps": value})
+
+
+def adversarial_conditions() -> list[str]:
+    return [n for n, c in CONDITIONS.items() if c.attack_space]
+
+
+def condition_rank(name: str) -> tuple[int, float]:
+    """Registry order, then eps: the order tables list conditions in."""
+    condition = get_condition(name)
+    base = name.partition("@")[0]
+    return list(CONDITIONS).index(base), float(condition.parameters.get("eps", 0.0))
 
 
 def conditions_for(family: str, requested: Sequence[str] | None = None) -> list[str]:
-    """The conditions to run for a family, in registry order: all that apply, or the requested
-    ones that apply (an unknown name raises KeyError)."""
-    names = list(CONDITIONS) if requested is None else [get_condition(n).name for n in requested]
-    return [n for n in CONDITIONS if n in names and family in CONDITIONS[n].families]
+    """The conditions to run for a family, in registry (then eps) order: the default ones that
+    apply, or the requested ones that apply (an unknown name raises KeyError)."""
+    if requested is None:
+        names = [n for n, c in CONDITIONS.items() if c.default]
+    else:
+        names = list(dict.fromkeys(get_condition(n).name for n in requested))
+    return sorted((n for n in names if family in get_condition(n).families), key=condition_rank)
 
 
 def apply_condition(sample: Sample, name: str, seed: int, pools: Pools) -> Sample:
-    """The sample under a condition; same (seed, id, name) gives the same result."""
+    """The sample under a condition; same (seed, id, name) gives the same result. An
+    adversarial condition returns the sample in its family's reference condition (same rng, so
+    the same image): the attack starts from exactly what the reference records scored."""
     condition = get_condition(name)
     if sample.family not in condition.families:
         raise ValueError(f"condition {name!r} does not apply to family {sample.family!r}")
+    if condition.attack_space:
+        out = apply_condition(sample, REFERENCE_CONDITION[sample.family], seed, pools)
+        return out.replace(meta={**out.meta, "condition": condition.name, "attack_space": condition.attack_space,
+                                 "eps": condition.parameters["eps"]})
     out = condition.apply(sample, rng_for(seed, sample.id, name), pools)
     return out.replace(meta={**out.meta, "condition": name})
 
@@ -144,5 +190,5 @@ def save_preview(sample: Sample, path: str, seed: int = 0, pools: Pools | None =
     return names
 
 
-__all__ = ["CONDITIONS", "Condition", "Pools", "REFERENCE_CONDITION", "apply_condition", "conditions_for",
-           "default_pools", "get_condition", "save_preview"]
+__all__ = ["CONDITIONS", "Condition", "Pools", "REFERENCE_CONDITION", "adversarial_conditions", "apply_condition",
+           "condition_rank", "conditions_for", "default_pools", "get_condition", "save_preview"]
