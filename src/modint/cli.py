@@ -184,6 +184,101 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
     return {}
 
 
+@app.command()
+def train(
+    model: str = typer.Option(DEFAULT_MODEL, help="Model to fine-tune: built-in name, local directory or hub id."),
+    benchmark: str = typer.Option("mini", help="Training benchmark."),
+    split: str = typer.Option("train", help="Training split."),
+    recipe: Optional[str] = typer.Option(None, help="sft, vqa_only, aug, aug_kl, aug_kl_pgd (= the paper's method; "
+                                         "the default)."),
+    out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Output directory: model/, train_log.jsonl, "
+                                 "checkpoint/, diagnosis/."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig fields."),
+    set_: list[str] = typer.Option([], "--set", help="Override a TrainConfig field: --set lr=1e-4 (repeatable)."),
+    epochs: Optional[float] = typer.Option(None, help="Epochs over the anchors (default 1)."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Stop after this many steps."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (default 2e-5, as published)."),
+    trainable: Optional[str] = typer.Option(None, help="full (vision tower frozen; default), all, lora, projector."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many training samples."),
+    seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
+    checkpoint_every: Optional[int] = typer.Option(None, min=1, help="Save a resumable checkpoint every N steps."),
+    resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
+    eval_split: str = typer.Option("test", help="Split the final model is diagnosed on."),
+    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in the final diagnosis."),
+    diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
+                                        "OUT/diagnosis."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
+    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
+    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+) -> None:
+    """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
+    consistency), save it in the Hugging Face layout, and diagnose it. Runs under
+    `accelerate launch` for data parallelism."""
+    import dataclasses
+
+    import yaml
+
+    from modint.data.registry import load_benchmark
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.mitigate.train import TrainConfig, train as run_training
+    from modint.models.loading import ModelLoadError, load_adapter
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    values: dict = {}
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            usage_error(f"{config_file}: cannot read the config: {exc}".replace("\n", " "))
+        if not isinstance(loaded, dict):
+            usage_error(f"{config_file}: expected a mapping of TrainConfig fields")
+        values.update(loaded)
+    for item in set_:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            usage_error(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(raw)
+    cli = {"recipe": recipe, "epochs": epochs, "max_steps": max_steps, "lr": lr, "trainable": trainable,
+           "checkpoint_every": checkpoint_every}
+    values.update({k: v for k, v in cli.items() if v is not None})
+    values["seed"] = seed
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(fields)})")
+    try:
+        cfg = TrainConfig(**values)
+        cfg.check()
+        samples = load_benchmark(benchmark, split=split, limit=limit)
+    except (KeyError, ValueError, TypeError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    try:
+        adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
+    except (ModelLoadError, ValueError) as exc:
+        usage_error(str(exc))
+    with _progress() as bar:
+        task = bar.add_task(f"train {cfg.recipe}", total=None)
+
+        def report(step: int, total: int, parts: dict) -> None:
+            bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
+
+        try:
+            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume)
+        except ValueError as exc:
+            failure(str(exc))
+    out.print(f"Model: {model_dir}")
+    if diagnose_after:
+        eval_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit)
+        with _progress() as bar:
+            task = bar.add_task("diagnose", total=None)
+            summary = run_diagnosis(adapter, eval_samples, Path(out_dir) / "diagnosis", DiagnoseConfig(seed=seed),
+                                    progress=lambda d, t: bar.update(task, completed=d, total=t),
+                                    run_info={"model": str(model_dir), "benchmark": benchmark, "split": eval_split,
+                                              "trained_from": model, "recipe": cfg.recipe})
+        if summary:
+            out.print(summary_table(summary))
+            out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
+
+
 def robustness_table(summary: dict) -> Table:
     table = Table(title="Robustness under PGD on the irrelevant modality")
     for name in ("family", "space", "eps", "unit", "n", "acc %", "attack success %"):

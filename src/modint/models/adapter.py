@@ -31,6 +31,7 @@ class EncodedBatch:
     answer_index: torch.Tensor  # [B] position whose logits predict the answer letter
     image_token_mask: torch.Tensor  # [B, L] True at image-token positions
     samples: list[Sample]
+    labels: torch.Tensor | None = None  # [B, L] answer token ids where an answer was appended, else -100
 
 
 @dataclass
@@ -67,14 +68,25 @@ class VLMAdapter:
                                  system_prompt=self.spec.system_prompt)
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def encode(self, samples: Sequence[Sample], padding_side: str = "right") -> EncodedBatch:
+    def answer_text(self, sample: Sample, prompt: str | None = None) -> str:
+        """The gold answer as the assistant would write it after ``prompt``: its option letter,
+        with a space unless the prompt already ends in whitespace."""
+        prompt = self.prompt(sample) if prompt is None else prompt
+        letter = OPTION_LETTERS[sample.answer]
+        return letter if prompt[-1:].isspace() else " " + letter
+
+    def encode(self, samples: Sequence[Sample], padding_side: str = "right", with_answers: bool = False) -> EncodedBatch:
         """Tokenise prompts and preprocess images for a batch (mixed image / text-only allowed).
 
         Scoring uses right padding: real tokens keep positions 0..n-1 as in a one-sample batch,
         so no family needs explicit position ids; the answer is read at each row's last token.
+        ``with_answers`` (training) appends each gold answer and returns its tokens as labels.
         """
         samples = list(samples)
         texts = [self.prompt(s) for s in samples]
+        answers = [self.answer_text(s, t) for s, t in zip(samples, texts)] if with_answers else None
+        if answers:
+            texts = [t + a for t, a in zip(texts, answers)]
         images = [s.image for s in samples if s.image is not None]
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
         if images:
@@ -100,7 +112,20 @@ class VLMAdapter:
         else:
             answer_index = torch.full((mask.shape[0],), mask.shape[1] - 1, device=mask.device)
         image_token_mask = inputs["input_ids"] == self.image_token_id
-        return EncodedBatch(inputs, answer_index, image_token_mask, samples)
+        labels = None
+        if answers:
+            if padding_side != "right":
+                raise ValueError("answers are appended to right-padded batches only")
+            labels = torch.full_like(inputs["input_ids"], -100)
+            for i, answer in enumerate(answers):
+                ids = self.tokenizer.encode(answer, add_special_tokens=False)
+                end = int(answer_index[i]) + 1
+                got = inputs["input_ids"][i, end - len(ids):end].tolist()
+                if got != ids:  # the answer must tokenise alike alone and after the prompt
+                    raise ValueError(f"sample {samples[i].id!r}: answer {answer!r} tokenises differently after "
+                                     f"the prompt ({got} vs {ids})")
+                labels[i, end - len(ids):end] = torch.tensor(ids)
+        return EncodedBatch(inputs, answer_index, image_token_mask, samples, labels)
 
     @property
     def image_token_id(self) -> int:
@@ -137,6 +162,22 @@ class VLMAdapter:
         rows = torch.arange(len(batch.samples), device=keep.device)
         cols = torch.searchsorted(keep, batch.answer_index)
         return out.logits[rows, cols].float()
+
+    def forward(self, batch: EncodedBatch, embeds: torch.Tensor | None = None,
+                output_hidden_states: bool = False) -> Any:
+        """A full forward (logits for every position; differentiable, for training). ``embeds``
+        replaces the LLM's merged input embeddings (embedding-space PGD)."""
+        def run():
+            if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
+                e = self.model.get_input_embeddings()(batch.inputs["input_ids"])
+                return self.model.language_model(inputs_embeds=e, attention_mask=batch.inputs["attention_mask"],
+                                                 output_hidden_states=output_hidden_states)
+            return self.model(**batch.inputs, output_hidden_states=output_hidden_states)
+
+        if embeds is None:
+            return run()
+        with self._on_embeds(lambda e: embeds.to(e.dtype)):
+            return run()
 
     # ----- differentiable pixel preprocessing (for pixel-space PGD) ------------------------------
     def differentiable_pixels(self, image: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,1 @@
+"""Mitigation: the paper's fine-tuning framework (views, modality-masked PGD, consistency)."""

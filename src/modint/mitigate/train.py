@@ -1,0 +1,343 @@
+"""The mitigation recipe: heuristic views + embedding-space PGD + consistency, on any adapter.
+
+One training step (``step_loss``) for anchors drawn with modality quotas:
+- every anchor in its family's reference condition (text-heavy: noise image; others: clean);
+- views (recipes ``aug*``): text-heavy -> switched / black / white image; image-heavy ->
+  misleading / unrelated text; VQA -> none; built by the perturbation library, seeded by
+  (seed, epoch, sample id, condition), so every epoch sees fresh perturbations;
+- ``L = CE(answer tokens of anchors and views) + w_adv * CE(adversarial views)
+  + lambda * mean consistency(view || sg(anchor))`` with the adversarial views (embedding PGD on
+  the irrelevant modality, ``modint.attacks``) joining the consistency term.
+
+Data parallel: each rank takes its own quota shard; gradients are averaged over ranks after
+backward (plain all-reduce, so every forward path of the adapter works unchanged).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+
+from modint.attacks import PGDConfig, pgd
+from modint.attacks.vlm import frozen, irrelevant_mask
+from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
+from modint.mitigate.objectives import answer_ce, answer_ce_per_row, consistency, paired_answer_states
+from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
+from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
+from modint.seeding import derive_seed
+
+log = logging.getLogger(__name__)
+
+VIEWS = {TEXT_HEAVY: ("switched_image", "black_image", "white_image"),
+         IMAGE_HEAVY: ("misleading_text", "unrelated_text"), VQA: ()}
+# recipe -> (families trained, views, consistency, adversarial)
+RECIPES = {
+    "sft": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), False, False, False),
+    "vqa_only": ((VQA,), False, False, False),
+    "aug": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, False, False),
+    "aug_kl": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, True, False),
+    "aug_kl_pgd": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, True, True),
+}
+
+
+@dataclass
+class TrainConfig:
+    recipe: str = "aug_kl_pgd"
+    epochs: float = 1.0
+    max_steps: int | None = None
+    lr: float = 2e-5
+    weight_decay: float = 1e-4
+    adam_eps: float = 1e-6
+    warmup_ratio: float = 0.03
+    grad_clip: float = 1.0
+    quotas: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_QUOTAS))
+    consistency: str = "kl"  # kl | js | skl | mse
+    consistency_weight: float = 0.01  # lambda
+    temperature: float = 1.0
+    shift_logits: bool = True  # False reproduces the published off-by-one
+    adv_weight: float = 1.0
+    adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
+    pgd_eps: float = 0.05
+    pgd_eps_relative: bool = True  # eps x RMS of the perturbed embeddings; False: absolute
+    pgd_steps: int = 2
+    pgd_step_rule: str = "sign"
+    pgd_alpha: float | None = None
+    trainable: str = "full"  # full (vision tower frozen) | all | lora | projector
+    lora_r: int = 128
+    lora_alpha: int = 256
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    seed: int = 0
+    checkpoint_every: int = 0
+    log_every: int = 1
+
+    def check(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {self.recipe!r}; use one of {', '.join(RECIPES)}")
+        if self.trainable not in ("full", "all", "lora", "projector"):
+            raise ValueError(f"unknown trainable {self.trainable!r}; use full, all, lora or projector")
+        if self.adv_noise not in ("pgd", "gaussian"):
+            raise ValueError(f"unknown adv_noise {self.adv_noise!r}; use pgd or gaussian")
+        PGDConfig(eps=self.pgd_eps, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
+
+
+# ------------------------------------------------------------------------------- one step
+
+def _decoded(sample: Sample) -> Sample:
+    return sample.replace(image=load_image(sample))
+
+
+def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int
+                    ) -> tuple[list[Sample], list[int], list[tuple[int, int]]]:
+    """(sequences, row of each anchor, (view row, anchor row) pairs) for a batch of anchors."""
+    _, with_views, _, _ = RECIPES[cfg.recipe]
+    seed = derive_seed("train-views", cfg.seed, epoch)
+    sequences, anchor_rows, pairs = [], [], []
+    for s in anchors:
+        anchor_rows.append(len(sequences))
+        sequences.append(_decoded(apply_condition(s, REFERENCE_CONDITION[s.family], seed, pools)))
+        for view in VIEWS[s.family] if with_views else ():
+            pairs.append((len(sequences), anchor_rows[-1]))
+            sequences.append(_decoded(apply_condition(s, view, seed, pools)))
+    return sequences, anchor_rows, pairs
+
+
+def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, step_seed: int):
+    """Logits of adversarial views of ``anchors`` (embedding PGD or Gaussian noise on the
+    irrelevant modality, answer tokens excluded), differentiable w.r.t. the model's parameters
+    but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
+    batch = adapter.encode(anchors, with_answers=True)
+    with torch.no_grad():
+        captured: list[torch.Tensor] = []
+        with adapter._on_embeds(lambda e: captured.append(e.detach())):
+            adapter.forward(batch)
+        embeds = captured[0].float()
+    mask = irrelevant_mask(batch, anchors) & (batch.labels == -100)  # never the answer itself
+    maskf = mask[..., None].float()
+    counts = mask.sum(1).clamp_min(1)
+    rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
+    eps = cfg.pgd_eps * rms if cfg.pgd_eps_relative else torch.full_like(rms, cfg.pgd_eps)
+    if cfg.adv_noise == "gaussian":
+        g = torch.Generator().manual_seed(step_seed % 2**63)
+        delta = torch.randn(embeds.shape, generator=g).to(embeds.device) * eps.view(-1, 1, 1) * maskf
+    else:
+        def loss_fn(d: torch.Tensor) -> torch.Tensor:
+            return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
+
+        with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
+            delta = pgd(loss_fn, tuple(embeds.shape), eps.cpu(), maskf.cpu(),
+                        PGDConfig(eps=1.0, steps=cfg.pgd_steps, step_rule=cfg.pgd_step_rule, alpha=cfg.pgd_alpha,
+                                  seed=step_seed % 2**63)).to(embeds.device)
+    return batch, adapter.forward(batch, embeds=embeds + delta.detach()).logits
+
+
+def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
+              step: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of anchors and its parts (for the log)."""
+    _, _, with_consistency, with_adv = RECIPES[cfg.recipe]
+    sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
+    batch = adapter.encode(sequences, with_answers=True)
+    out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse")
+    loss = ce = answer_ce(out.logits, batch.labels, cfg.shift_logits)
+    parts = {"ce": ce.item()}
+    cons_terms: list[torch.Tensor] = []
+    if with_consistency and pairs:
+        states = out.hidden_states[-1] if cfg.consistency == "mse" else out.logits
+        view, anchor = paired_answer_states(states, batch.labels, pairs, cfg.shift_logits)
+        cons_terms.append(consistency(view, anchor, cfg.consistency, cfg.temperature) * len(pairs))
+    n_views = len(pairs)
+    attacked = [i for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)]
+    if with_adv and attacked:
+        adv_batch, adv_logits = adversarial_logits(
+            adapter, [sequences[anchor_rows[i]] for i in attacked], cfg, derive_seed("train-pgd", cfg.seed, step))
+        adv_ce = answer_ce(adv_logits, adv_batch.labels, cfg.shift_logits)
+        loss = loss + cfg.adv_weight * adv_ce
+        parts["adv_ce"] = adv_ce.item()
+        if with_consistency and cfg.consistency != "mse":
+            # Adversarial views join the consistency term against their clean anchors.
+            v_pos = paired_answer_states(adv_logits, adv_batch.labels, [(j, j) for j in range(len(attacked))],
+                                         cfg.shift_logits)[0]
+            a_pos = paired_answer_states(out.logits, batch.labels, [(anchor_rows[i], anchor_rows[i]) for i in attacked],
+                                         cfg.shift_logits)[0]
+            cons_terms.append(consistency(v_pos, a_pos, cfg.consistency, cfg.temperature) * len(attacked))
+            n_views += len(attacked)
+    if cons_terms:
+        cons = torch.stack(cons_terms).sum() / n_views  # mean over all views
+        loss = loss + cfg.consistency_weight * cons
+        parts["consistency"] = cons.item()
+    parts["loss"] = loss.item()
+    return loss, parts
+
+
+# ------------------------------------------------------------------------------- the loop
+
+def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    found = []
+    for owner in (model, getattr(model, "model", None)):
+        for name in ("vision_tower", "vision_model", "visual"):
+            module = getattr(owner, name, None) if owner is not None else None
+            if isinstance(module, torch.nn.Module) and module not in found:
+                found.append(module)
+    return found
+
+
+def _projector_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
+    found = []
+    for owner in (model, getattr(model, "model", None)):
+        for name in ("multi_modal_projector", "connector", "qformer", "language_projection", "merger"):
+            module = getattr(owner, name, None) if owner is not None else None
+            if isinstance(module, torch.nn.Module) and module not in found:
+                found.append(module)
+    return found
+
+
+def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter]:
+    """Set requires_grad per ``cfg.trainable``; LoRA wraps the model with peft."""
+    model = adapter.model
+    if cfg.trainable == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                 target_modules=list(cfg.lora_targets), lora_dropout=0.0))
+        adapter.model = model
+    else:
+        for p in model.parameters():
+            p.requires_grad_(cfg.trainable in ("full", "all"))
+        if cfg.trainable == "full":  # the published recipe: the vision encoder stays frozen
+            for m in _vision_modules(model):
+                m.requires_grad_(False)
+        if cfg.trainable == "projector":
+            for m in _projector_modules(model):
+                m.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError(f"trainable={cfg.trainable!r} leaves nothing to train in {type(model).__name__}")
+    return params
+
+
+def _distributed():
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    from accelerate import PartialState
+
+    state = PartialState(cpu=not torch.cuda.is_available())
+    return state.process_index, state.num_processes
+
+
+def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= world
+
+
+def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
+          progress: Callable[[int, int, dict], None] | None = None, resume: bool = False) -> Path:
+    """Fine-tune ``adapter.model`` on ``samples``; writes OUT/model, OUT/train_log.jsonl and,
+    with ``checkpoint_every``, OUT/checkpoint/ (``resume=True`` continues from it)."""
+    cfg = cfg or TrainConfig()
+    cfg.check()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rank, world = _distributed()
+    families_trained = RECIPES[cfg.recipe][0]
+    samples = [s for s in samples if s.family in families_trained]
+    quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}
+    sampler = QuotaBatchSampler([s.family for s in samples], quotas, cfg.seed, rank, world)
+    per_epoch = len(sampler)
+    if per_epoch == 0:
+        raise ValueError(f"too few samples for one batch with quotas {quotas} on {world} process(es)")
+    total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
+    pools = default_pools(list(samples))
+    adapter.model.train()
+    params = prepare_trainable(adapter, cfg)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
+    warm = max(1, int(cfg.warmup_ratio * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    start = 0
+    ckpt = out / "checkpoint"
+    log_path = out / "train_log.jsonl"
+    if resume and (ckpt / "state.pt").exists():
+        state = torch.load(ckpt / "state.pt", weights_only=False)
+        names = {n for n, p in adapter.model.named_parameters() if p.requires_grad}
+        adapter.model.load_state_dict({k: v for k, v in state["params"].items() if k in names}, strict=False)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = state["step"]
+        log.info("resumed at step %d", start)
+        if rank == 0 and log_path.exists():  # drop what the interrupted run logged after its checkpoint
+            kept = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= start]
+            log_path.write_text("".join(l + "\n" for l in kept))
+    elif rank == 0 and log_path.exists():
+        log_path.unlink()  # a fresh run: a stale log would mix two runs
+    started = time.time()
+    step = 0
+    epoch = 0
+    while step < total:
+        sampler.set_epoch(epoch)
+        for indices in sampler:
+            if step >= total:
+                break
+            if step < start:  # fast-forward through the batches a resumed run has done
+                step += 1
+                continue
+            anchors = [samples[i] for i in indices]
+            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            _all_reduce_grads(params, world)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            sched.step()
+            step += 1
+            entry = {"step": step, "epoch": epoch, "lr": sched.get_last_lr()[0], **parts,
+                     "seconds": round(time.time() - started, 2)}
+            if rank == 0 and (step % cfg.log_every == 0 or step == total):
+                with log_path.open("a") as f:
+                    f.write(json.dumps(entry) + "\n")
+            if progress:
+                progress(step, total, parts)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total and rank == 0:
+                _save_checkpoint(adapter, opt, sched, step, ckpt)
+        epoch += 1
+    adapter.model.eval()
+    model_dir = out / "model"
+    if rank == 0:
+        save_model(adapter, model_dir)
+        (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    return model_dir
+
+
+def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path) -> None:
+    ckpt.mkdir(parents=True, exist_ok=True)
+    trainable = {n: p.detach().clone() for n, p in adapter.model.named_parameters() if p.requires_grad}
+    tmp = ckpt / "state.pt.tmp"
+    torch.save({"params": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, tmp)
+    tmp.replace(ckpt / "state.pt")  # never a half-written checkpoint
+
+
+def save_model(adapter: Any, model_dir: Path, merge_lora: bool = True) -> None:
+    """Standard Hugging Face layout; a LoRA model is merged (loads with plain transformers)
+    and its adapter is kept beside it in ``lora/``."""
+    model = adapter.model
+    if hasattr(model, "merge_and_unload"):
+        model.save_pretrained(model_dir / "lora")
+        if merge_lora:
+            model = model.merge_and_unload()
+            adapter.model = model
+    model.save_pretrained(model_dir)
+    adapter.processor.save_pretrained(model_dir)

@@ -1,0 +1,213 @@
+"""Mitigation: every consistency loss against a hand computation, the stop-gradient, answer
+alignment, modality-quota batches, the training step's parts and gradient flow, the adversarial
+mask, resume == uninterrupted, a 2-process CPU run, and `modint train` end to end."""
+
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from modint.data.mini import load_mini
+from modint.mitigate.objectives import answer_ce, answer_positions, consistency, paired_answer_states
+from modint.mitigate.sampler import QuotaBatchSampler
+from modint.mitigate.train import TrainConfig, build_sequences, step_loss, train
+
+MODINT = [sys.executable, "-m", "modint.cli"]
+
+
+def _softmax(x):
+    e = np.exp(np.asarray(x, dtype=float) - np.max(x))
+    return e / e.sum()
+
+
+def _kl(q, p):
+    return float(sum(a * math.log(a / b) for a, b in zip(q, p)))
+
+
+VIEW = [[2.0, 0.0, -1.0]]
+ANCHOR = [[0.5, 0.5, 0.0]]
+
+
+def test_kl_js_skl_by_hand():
+    q, p = _softmax(VIEW[0]), _softmax(ANCHOR[0])
+    m = (q + p) / 2
+    v, a = torch.tensor(VIEW), torch.tensor(ANCHOR)
+    assert consistency(v, a, "kl").item() == pytest.approx(_kl(q, p), rel=1e-5)
+    assert consistency(v, a, "skl").item() == pytest.approx(_kl(q, p) + _kl(p, q), rel=1e-5)
+    assert consistency(v, a, "js").item() == pytest.approx(0.5 * _kl(q, m) + 0.5 * _kl(p, m), rel=1e-5)
+    qt, pt = _softmax(np.array(VIEW[0]) / 2), _softmax(np.array(ANCHOR[0]) / 2)
+    assert consistency(v, a, "kl", temperature=2).item() == pytest.approx(_kl(qt, pt), rel=1e-5)
+    assert consistency(v, a, "mse").item() == pytest.approx(np.mean((np.array(VIEW) - np.array(ANCHOR)) ** 2))
+    assert consistency(a, a, "kl").item() == pytest.approx(0, abs=1e-7)
+    with pytest.raises(ValueError, match="unknown consistency"):
+        consistency(v, a, "wasserstein")
+
+
+def test_mean_over_rows():
+    v = torch.tensor([VIEW[0], ANCHOR[0]])
+    a = torch.tensor([ANCHOR[0], ANCHOR[0]])
+    q, p = _softmax(VIEW[0]), _softmax(ANCHOR[0])
+    assert consistency(v, a, "kl").item() == pytest.approx(_kl(q, p) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["kl", "js", "skl", "mse"])
+def test_no_gradient_reaches_the_anchor(kind):
+    v = torch.tensor(VIEW, requires_grad=True)
+    a = torch.tensor(ANCHOR, requires_grad=True)
+    consistency(v, a, kind).backward()
+    assert a.grad is None and v.grad is not None and v.grad.abs().sum() > 0
+
+
+def test_answer_alignment_and_ce():
+    labels = torch.tensor([[-100, -100, 7, 8], [-100, 5, -100, -100]])
+    assert [p.tolist() for p in answer_positions(labels)] == [[1, 2], [0]]
+    assert [p.tolist() for p in answer_positions(labels, shift=False)] == [[2, 3], [1]]  # the published bug
+    logits = torch.zeros(2, 4, 10)
+    logits[0, 1, 7] = logits[0, 2, 8] = logits[1, 0, 5] = 5.0  # right where the shifted logits predict
+    good = answer_ce(logits, labels)
+    expected = -math.log(math.exp(5) / (math.exp(5) + 9))
+    assert good.item() == pytest.approx(expected, rel=1e-5)
+    # unshifted, the logit reads the answer token's own position: (0,2) holds the boost for token 8,
+    # not 7; (0,3) and (1,1) are flat
+    unshifted = (math.log(math.exp(5) + 9) + 2 * math.log(10)) / 3
+    assert answer_ce(logits, labels, shift=False).item() == pytest.approx(unshifted, rel=1e-5)
+
+
+def test_views_with_answers_of_different_length_use_the_common_prefix():
+    labels = torch.tensor([[-100, 1, 2, 3], [-100, -100, 4, -100]])
+    states = torch.arange(2 * 4 * 2, dtype=torch.float).view(2, 4, 2)
+    view, anchor = paired_answer_states(states, labels, [(0, 1)])
+    assert view.shape == (1, 2) and torch.equal(view[0], states[0, 0]) and torch.equal(anchor[0], states[1, 1])
+
+
+# ------------------------------------------------------------------ sampler
+
+def test_quota_batches_are_exact_disjoint_and_reshuffled():
+    families = ["image_heavy"] * 10 + ["text_heavy"] * 12 + ["vqa"] * 30
+    seen = []
+    for rank in range(2):
+        sampler = QuotaBatchSampler(families, {"image_heavy": 2, "text_heavy": 2, "vqa": 4}, seed=1, rank=rank,
+                                    world_size=2)
+        batches = list(sampler)
+        assert len(batches) == len(sampler) == 2  # image-heavy runs out first: 10 // 2 ranks // 2
+        for b in batches:
+            assert [families[i] for i in b] == ["image_heavy"] * 2 + ["text_heavy"] * 2 + ["vqa"] * 4
+        seen.append({i for b in batches for i in b})
+        sampler.set_epoch(1)
+        assert list(sampler) != batches
+        sampler.set_epoch(0)
+        assert list(sampler) == batches
+    assert not seen[0] & seen[1]
+    torch_loader = torch.utils.data.DataLoader(list(range(len(families))), batch_sampler=QuotaBatchSampler(families))
+    assert all(len(b) == 8 for b in torch_loader)
+
+
+def test_quota_sampler_drops_missing_families_and_refuses_empty():
+    s = QuotaBatchSampler(["vqa"] * 9, {"image_heavy": 2, "vqa": 4})
+    assert s.quotas == {"vqa": 4} and len(s) == 2
+    with pytest.raises(ValueError, match="no family"):
+        QuotaBatchSampler(["vqa"] * 4, {"image_heavy": 2})
+
+
+# ------------------------------------------------------------------ the training step on a tiny model
+
+@pytest.fixture(scope="module")
+def train_samples():
+    return load_mini("train", limit=24, sizes={"train": 40})
+
+
+def _fresh_adapter():
+    from modint.models import load_adapter
+
+    return load_adapter("tiny-random-llava")
+
+
+def test_views_follow_the_family_rules(train_samples):
+    from modint.perturb import default_pools
+
+    anchors = [next(s for s in train_samples if s.family == f) for f in ("image_heavy", "text_heavy", "vqa")]
+    seqs, rows, pairs = build_sequences(anchors, TrainConfig(recipe="aug"), default_pools(train_samples), 0)
+    assert [s.meta["condition"] for s in seqs] == ["clean", "misleading_text", "unrelated_text", "noise_image",
+                                                     "switched_image", "black_image", "white_image", "clean"]
+    assert rows == [0, 3, 7] and pairs == [(1, 0), (2, 0), (4, 3), (5, 3), (6, 3)]
+    seqs_sft, _, pairs_sft = build_sequences(anchors, TrainConfig(recipe="sft"), default_pools(train_samples), 0)
+    assert len(seqs_sft) == 3 and pairs_sft == []
+
+
+def test_step_loss_parts_and_gradient_flow(train_samples):
+    adapter = _fresh_adapter()
+    from modint.mitigate.train import prepare_trainable
+    from modint.perturb import default_pools
+
+    cfg = TrainConfig(recipe="aug_kl_pgd", pgd_steps=2)
+    params = prepare_trainable(adapter, cfg)
+    anchors = [s for s in train_samples if s.family != "vqa"][:2] + [s for s in train_samples if s.family == "vqa"][:1]
+    loss, parts = step_loss(adapter, anchors, cfg, default_pools(train_samples), 0, 0)
+    assert set(parts) == {"ce", "adv_ce", "consistency", "loss"}
+    assert parts["loss"] == pytest.approx(parts["ce"] + parts["adv_ce"] + 0.01 * parts["consistency"], rel=1e-5)
+    loss.backward()
+    lm = [p for n, p in adapter.model.named_parameters() if "language_model" in n]
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lm)
+    assert all(not p.requires_grad for p in adapter.model.model.vision_tower.parameters())
+    assert all(p.requires_grad for p in params)
+
+
+def test_adversarial_view_never_perturbs_the_answer(train_samples):
+    adapter = _fresh_adapter()
+    from modint.mitigate.train import adversarial_logits
+    from modint.perturb import default_pools
+
+    cfg = TrainConfig(pgd_eps=0.5, pgd_steps=2)
+    seqs, rows, _ = build_sequences(train_samples[:2], TrainConfig(recipe="sft"), default_pools(train_samples), 0)
+    fed = []
+    handle = adapter.language_model().register_forward_hook(
+        lambda m, a, kw, o: fed.append(kw["inputs_embeds"].detach().clone()), with_kwargs=True)
+    try:
+        batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=3)
+    finally:
+        handle.remove()
+    clean, attacked = fed[0], fed[-1]
+    moved = (attacked - clean).abs().amax(-1) > 0
+    assert not moved[batch.labels != -100].any()
+    assert moved.any()
+
+
+def test_resume_gives_the_same_weights(tmp_path, train_samples):
+    cfg = dict(recipe="aug_kl_pgd", max_steps=4, lr=1e-3, quotas={"image_heavy": 1, "text_heavy": 1, "vqa": 1})
+    straight = _fresh_adapter()
+    train(straight, train_samples, tmp_path / "a", TrainConfig(**cfg))
+    first = _fresh_adapter()  # runs on past its step-2 checkpoint, as a killed run would have
+    train(first, train_samples, tmp_path / "b", TrainConfig(**cfg, checkpoint_every=2))
+    # interrupt-equivalent: a new process state, resumed from the step-2 checkpoint
+    resumed = _fresh_adapter()
+    train(resumed, train_samples, tmp_path / "b", TrainConfig(**{**cfg, "checkpoint_every": 2}), resume=True)
+    for (n, p), (_, q) in zip(straight.model.named_parameters(), resumed.model.named_parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+    log = [json.loads(l) for l in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2, 3, 4]  # the log holds no step twice
+
+
+@pytest.mark.slow
+def test_two_process_cpu_training_and_cli(tmp_path):
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "-m", "modint.cli", "train", "--max-steps", "2", "--limit", "48", "--set", "pgd_steps=1",
+           "--no-diagnose", "--out", str(tmp_path)]
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = [json.loads(l) for l in (tmp_path / "train_log.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in log] == [1, 2]
+    assert (tmp_path / "model" / "config.json").exists()
+
+
+def test_train_cli_mistakes_exit_2(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    for args, message in [(["--recipe", "magic"], "unknown recipe"), (["--set", "lrr=1"], "unknown training setting"),
+                          (["--trainable", "half"], "unknown trainable")]:
+        r = subprocess.run(MODINT + ["train", "--out", str(tmp_path)] + args, capture_output=True, text=True, env=env)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
