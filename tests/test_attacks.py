@@ -173,3 +173,22 @@ def test_attack_runs_under_no_grad(tiny_llava_adapter, attack_samples):
     with torch.no_grad():
         out = attack(tiny_llava_adapter, attack_samples[:1], "pixel", PGDConfig(eps=8, steps=2))
     assert out[0].perturbation > 0
+
+
+@pytest.mark.parametrize("family", ["paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl"])
+def test_pixel_and_embed_attacks_on_other_families(family, attack_samples):
+    from modint.models.adapter import VLMAdapter
+    from modint.models.tiny import build_tiny
+
+    model, processor = build_tiny(family, seed=0)
+    adapter = VLMAdapter(model.float().eval(), processor)
+    samples = attack_samples[:2]
+    clean = adapter.score(samples)
+    zero = attack(adapter, samples, "pixel", PGDConfig(eps=0, steps=1))
+    for c, o in zip(clean, zero):
+        np.testing.assert_allclose(o.probs, c.probs, atol=1e-5)
+    moved = attack(adapter, samples, "pixel", PGDConfig(eps=8, steps=2))
+    assert all(0 < o.perturbation <= 8 for o in moved)
+    embed = attack(adapter, attack_samples, "embed", PGDConfig(eps=0, steps=1))
+    for c, o in zip(adapter.score(attack_samples), embed):
+        np.testing.assert_allclose(o.probs, c.probs, atol=1e-5)

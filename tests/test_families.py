@@ -119,25 +119,27 @@ def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
     assert sum(c["n"] for c in summary["conditions"]) > 0 and all(c["errors"] == 0 for c in summary["conditions"])
 
 
-@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip"])
+@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl"])
 def test_differentiable_preprocessing_matches_the_processor(family, mixed_samples):
     model, processor = build_tiny(family, seed=0)
     adapter = VLMAdapter(model.float().eval(), processor)
     image = mixed_samples[0].image.resize((100, 80))  # not square, larger than the model's input
-    reference = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
+    reference = processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+    reference = reference if family.startswith("qwen") else reference[0]  # Qwen: [patches, dim] per image
     raw = (torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255).requires_grad_(True)
     pixels = adapter.differentiable_pixels(raw)
-    # PIL's bicubic (on uint8) and torch's antialiased bicubic differ by about one grey level.
+    # PIL's bicubic (on uint8) and torch's antialiased bicubic differ by about one grey level on
+    # average, a few at worst on this noise image (Qwen shrinks it most: 100x80 -> 56x28).
     assert pixels.shape == reference.shape
     gap = (pixels.detach() - reference).abs()
-    assert float(gap.max()) < 0.05 and float(gap.mean()) < 0.01
+    assert float(gap.max()) < 0.08 and float(gap.mean()) < 0.01
     batch = adapter.encode([mixed_samples[0].replace(image=image)])
-    batch.inputs["pixel_values"] = pixels.unsqueeze(0)
+    batch.inputs["pixel_values"] = adapter.differentiable_pixel_values([raw])
     adapter.answer_logits(batch)[0, adapter.letter_token_ids("B")[0]].backward()
     assert raw.grad is not None and raw.grad.abs().sum() > 0
 
 
 def test_differentiable_preprocessing_says_what_it_does_not_cover():
-    model, processor = build_tiny("qwen2_vl", seed=0)
-    with pytest.raises(NotImplementedError, match="qwen2_vl"):
+    model, processor = build_tiny("llava_next", seed=0)
+    with pytest.raises(NotImplementedError, match="llava_next"):
         VLMAdapter(model, processor).differentiable_pixels(torch.rand(3, 40, 50))

@@ -127,8 +127,8 @@ def _pixel(adapter, batch, samples, config, labels, sign, success_of) -> list[At
 
     def pixel_values(delta: torch.Tensor) -> torch.Tensor:
         adv = base + delta
-        return torch.stack([adapter.differentiable_pixels(adv[i, :, :x.shape[1], :x.shape[2]])
-                            for i, x in enumerate(images)]).to(adapter.device)
+        return adapter.differentiable_pixel_values(
+            [adv[i, :, :x.shape[1], :x.shape[2]] for i, x in enumerate(images)]).to(adapter.device)
 
     def logits_for(delta: torch.Tensor) -> torch.Tensor:
         inputs = {**batch.inputs, "pixel_values": pixel_values(delta)}

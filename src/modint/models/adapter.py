@@ -22,6 +22,8 @@ from modint.models.specs import FamilySpec, spec_for
 
 log = logging.getLogger(__name__)
 
+QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl")  # flattened-patch pixel_values
+
 
 @dataclass
 class EncodedBatch:
@@ -190,6 +192,8 @@ class VLMAdapter:
         Idefics3) and patch flattening (Qwen2-VL) are not covered yet.
         """
         ip = getattr(self.processor, "image_processor", None)
+        if self.spec.model_type in QWEN_TYPES and ip is not None:
+            return self._qwen_pixels(image, ip)
         if self.spec.model_type not in {"llava", "paligemma", "blip-2", "instructblip"} or ip is None:
             raise NotImplementedError(f"differentiable preprocessing is not implemented for {self.spec.model_type!r}")
         x = image.unsqueeze(0).float()
@@ -211,6 +215,31 @@ class VLMAdapter:
             std = torch.tensor(ip.image_std, dtype=x.dtype).view(1, -1, 1, 1)
             x = (x - mean) / std
         return x[0].to(self.model.dtype)
+
+    def _qwen_pixels(self, image: torch.Tensor, ip: Any) -> torch.Tensor:
+        """Qwen2-VL / 2.5-VL: resize to the processor's smart size (multiples of patch x merge),
+        normalise, then flatten into [patches, C * T * p * p] in the processor's patch order."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+        p, merge, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
+        height, width = image.shape[-2:]
+        new_h, new_w = smart_resize(height, width, factor=p * merge, min_pixels=ip.size.get("shortest_edge"),
+                                    max_pixels=ip.size.get("longest_edge"))
+        x = torch.nn.functional.interpolate(image.unsqueeze(0).float(), size=(new_h, new_w), mode="bicubic",
+                                            align_corners=False, antialias=True)[0]
+        mean = torch.tensor(ip.image_mean, dtype=x.dtype).view(-1, 1, 1)
+        std = torch.tensor(ip.image_std, dtype=x.dtype).view(-1, 1, 1)
+        x = (x - mean) / std
+        c, gh, gw = x.shape[0], new_h // p, new_w // p
+        patches = x.reshape(c, gh // merge, merge, p, gw // merge, merge, p).permute(1, 4, 2, 5, 0, 3, 6)
+        patches = patches.unsqueeze(5).expand(*patches.shape[:5], t, p, p)
+        return patches.reshape(gh * gw, c * t * p * p).to(self.model.dtype)
+
+    def differentiable_pixel_values(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
+        """``pixel_values`` for a batch of raw images (each [3, H, W] in [0, 1]) as the processor
+        would lay them out: stacked, or concatenated patches for Qwen."""
+        per_image = [self.differentiable_pixels(x) for x in images]
+        return torch.cat(per_image) if self.spec.model_type in QWEN_TYPES else torch.stack(per_image)
 
     # ----- the LLM's input embeddings (for embedding-space PGD) --------------------------------
     # Every family merges its image features into the language model's input embeddings and
