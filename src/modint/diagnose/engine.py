@@ -314,7 +314,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     try:
         from modint.report.html import write_report
 
-        write_report(out)
+        write_report(out, samples=samples)
     except Exception as exc:  # the report must never cost the records or the summary
         log.warning("could not write report.html: %s", exc)
     barrier()

@@ -1,1 +1,2 @@
-"""Reports from run directories: HTML, Markdown, CSV (no torch here)."""
+"""Reports from run directories: the self-contained report.html, paper tables (Markdown, CSV,
+LaTeX) and the comparison of runs."""

@@ -1,78 +1,507 @@
-"""A single self-contained report.html per run directory (no network, all text escaped)."""
+"""A single self-contained report.html per run directory: no network, every text escaped.
+
+Sections: the headline (the strongest interference found), accuracy and paired delta per family
+(SVG bars with 95% CI whiskers), a radar of accuracy over all conditions, flip matrices, the
+distribution of the gold option's probability shift, robustness curves (when the run has
+adversarial conditions), the summary table, and a per-sample browser (records as JSON, rendered
+by a small vanilla script, 50 rows a page) with a thumbnail of the image the model saw and the
+text it read when the samples are given.
+"""
 
 from __future__ import annotations
 
-import html
+import base64
+import hashlib
+import io
 import json
+import logging
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 from modint.diagnose import rundir
+from modint.diagnose.metrics import FAMILY_ORDER
+from modint.report import svg
+from modint.report.page import json_block, page
+from modint.report.script import BROWSER_JS
+from modint.report.svg import esc
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem;color:#222}
-table{border-collapse:collapse;margin:1rem 0}th,td{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.neg{color:#b00020}.pos{color:#1b7f3b}
-.bar{display:inline-block;height:.8rem;background:#4c78a8;vertical-align:middle}
-"""
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+MAX_THUMBS = 2000
+THUMB_PX = 96
+HIST_BINS = 20
+HIST_RANGE = (-1.0, 1.0)
 
 
-def _fmt(value: Any, pct: bool = True, signed: bool = False) -> str:
-    if value is None:
+# ---------------------------------------------------------------------------------------------
+# Figures computed from the records
+
+
+def references(summary: dict[str, Any] | None, manifest: dict[str, Any] | None = None) -> dict[str, str]:
+    """Each family's reference condition: the summary's reference rows, else the run's config,
+    else the library default."""
+    from modint.perturb import REFERENCE_CONDITION
+
+    refs = dict(REFERENCE_CONDITION)
+    refs.update(((manifest or {}).get("config") or {}).get("reference") or {})
+    for row in (summary or {}).get("conditions", []):
+        if row.get("is_reference"):
+            refs[str(row["family"])] = str(row["condition"])
+    return refs
+
+
+def _family_key(family: str) -> tuple[int, str]:
+    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
+
+
+def index_records(records: Iterable[dict]) -> dict[tuple[str, str], dict[str, dict]]:
+    """(family, condition) -> id -> record (a repeated key keeps the last record: a report never
+    refuses a run directory)."""
+    table: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in records:
+        table.setdefault((str(r.get("family")), str(r.get("condition"))), {})[str(r.get("id"))] = r
+    return table
+
+
+def _pairs(records: Iterable[dict], refs: dict[str, str]):
+    """(family, condition, [(reference record, record), ...]) per non-reference condition, over
+    the ids with a non-error record under both (as in the summary's paired figures)."""
+    table = index_records(records)
+    for (family, condition), recs in sorted(table.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+        ref_name = refs.get(family)
+        if condition == ref_name:
+            continue
+        ref = table.get((family, ref_name), {})
+        ids = sorted(i for i in set(recs) & set(ref) if not recs[i].get("error") and not ref[i].get("error"))
+        yield family, condition, [(ref[i], recs[i]) for i in ids]
+
+
+def flip_matrices(records: Iterable[dict], refs: dict[str, str]) -> dict[tuple[str, str], dict[str, int]]:
+    """Per non-reference (family, condition): counts of reference correct/wrong x perturbed
+    correct/wrong on the paired samples, and ``changed`` (the predicted option differs)."""
+    out = {}
+    for family, condition, pairs in _pairs(records, refs):
+        m = {"both_correct": 0, "harmful": 0, "beneficial": 0, "both_wrong": 0, "changed": 0, "n": len(pairs)}
+        for a, b in pairs:
+            ra, rb = bool(a.get("correct")), bool(b.get("correct"))
+            key = ("both_correct" if rb else "harmful") if ra else ("beneficial" if rb else "both_wrong")
+            m[key] += 1
+            m["changed"] += a.get("pred") != b.get("pred")
+        out[(family, condition)] = m
+    return out
+
+
+def gold_prob_shifts(records: Iterable[dict], refs: dict[str, str]) -> dict[tuple[str, str], list[float]]:
+    """Per non-reference (family, condition): the gold option's probability under the condition
+    minus under the reference, for paired samples that have probabilities under both."""
+    out = {}
+    for family, condition, pairs in _pairs(records, refs):
+        shifts = []
+        for a, b in pairs:
+            p, q, gold = a.get("probs"), b.get("probs"), b.get("gold")
+            if p is None or q is None or gold is None or len(p) != len(q) or not 0 <= int(gold) < len(q):
+                continue
+            shifts.append(float(q[int(gold)]) - float(p[int(gold)]))
+        out[(family, condition)] = shifts
+    return out
+
+
+def histogram_counts(values: Sequence[float], bins: int = HIST_BINS, lo: float = HIST_RANGE[0],
+                     hi: float = HIST_RANGE[1]) -> list[int]:
+    """Counts in ``bins`` equal bins over [lo, hi]: bin k holds lo + k*w <= v < lo + (k+1)*w, the
+    last bin also holds hi; values outside are clipped into the end bins."""
+    counts = [0] * bins
+    for v in values:
+        k = math.floor((float(v) - lo) * bins / (hi - lo))
+        counts[min(max(k, 0), bins - 1)] += 1
+    return counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def _pct(v: Any, signed: bool = False) -> str:
+    if v is None:
         return "–"
-    if pct:
-        return f"{100 * value:+.1f}" if signed else f"{100 * value:.1f}"
-    return f"{value:.3g}"
+    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
 
 
-def _ci(pair: list | None) -> str:
-    if not pair or pair[0] is None:
+def _signed3(v: float) -> str:
+    text = f"{v:+.3f}"
+    return "0.000" if text in ("+0.000", "-0.000") else text
+
+
+def _ci(pair: Any, signed: bool = False) -> str:
+    if not pair or pair[0] is None or pair[1] is None:
         return ""
-    return f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+    return f"[{_pct(pair[0], signed)}, {_pct(pair[1], signed)}]"
 
 
-def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = None) -> str:
-    esc = html.escape
-    rows = []
-    for c in summary.get("conditions", []):
-        delta = c.get("delta")
-        cls = "neg" if (delta or 0) < -1e-12 else ("pos" if (delta or 0) > 1e-12 else "")
-        width = int(round(100 * (c.get("accuracy") or 0)))
-        rows.append(
-            "<tr>" + "".join([
-                f"<td class=l>{esc(str(c['family']))}</td>", f"<td class=l>{esc(str(c['condition']))}</td>",
-                f"<td>{c['n']}</td>",
-                f"<td>{_fmt(c.get('accuracy'))} <span class=bar style='width:{width}px'></span></td>",
-                f"<td>{_ci(c.get('accuracy_ci95'))}</td>",
-                f"<td class={cls}>{_fmt(delta, signed=True)}</td>", f"<td>{_ci(c.get('delta_ci95'))}</td>",
-                f"<td>{_fmt(c.get('flip_rate'))}</td>", f"<td>{_fmt(c.get('harmful_flip_rate'))}</td>",
-                f"<td>{_fmt(c.get('beneficial_flip_rate'))}</td>", f"<td>{_fmt(c.get('mcnemar_p'), pct=False)}</td>",
-                f"<td>{_fmt(c.get('js_mean'), pct=False)}</td>", f"<td>{_fmt(c.get('followed_distractor_rate'))}</td>",
-                f"<td>{c.get('errors', 0)}</td>"]) + "</tr>")
+def headline(summary: dict[str, Any]) -> str:
+    """One sentence: the most negative delta among non-reference conditions, with its 95% CI."""
+    rows = summary.get("conditions", [])
+    paired = [r for r in rows if not r.get("is_reference") and r.get("delta") is not None]
+    if not paired:
+        return '<p class="headline calm">No perturbed condition was paired with its reference: nothing to compare.</p>'
+    worst = min(paired, key=lambda r: (r["delta"], _family_key(str(r["family"])), str(r["condition"])))
+    ref = next((r for r in rows if r.get("is_reference") and r["family"] == worst["family"]), None)
+    lo, hi = (worst.get("delta_ci95") or [None, None])[:2]
+    ci = f" (95% CI {_pct(lo, True)} to {_pct(hi, True)})" if lo is not None and hi is not None else ""
+    where = f"{esc(worst['family'])}"
+    base = (f", from {_pct(ref.get('accuracy'))}% under <b>{esc(ref['condition'])}</b> to "
+            f"{_pct(worst.get('accuracy'))}%" if ref and ref.get("accuracy") is not None else "")
+    if worst["delta"] < 0:
+        return (f'<p class="headline" id="headline-text">Strongest interference: <b>{esc(worst["condition"])}</b> '
+                f"lowers {where} accuracy by <b>{100 * -worst['delta']:.1f} points</b>{ci}{base} "
+                f"(n = {esc(worst.get('n'))}).</p>")
+    return (f'<p class="headline calm" id="headline-text">No condition lowered accuracy: the smallest change is '
+            f"<b>{esc(worst['condition'])}</b> on {where}, {100 * worst['delta']:+.1f} points{ci}.</p>")
+
+
+def _summary_table(summary: dict[str, Any]) -> str:
     head = ("<tr><th class=l>family</th><th class=l>condition</th><th>n</th><th>accuracy %</th><th>95% CI</th>"
             "<th>delta pts</th><th>delta 95% CI</th><th>flips %</th><th>harmful %</th><th>beneficial %</th>"
-            "<th>McNemar p</th><th>JS</th><th>followed distractor %</th><th>errors</th></tr>")
-    fam_rows = "".join(
-        f"<tr><td class=l>{esc(str(f['family']))}</td><td>{f.get('n_worst_case')}</td>"
-        f"<td>{_fmt(f.get('worst_case_accuracy'))}</td></tr>" for f in summary.get("families", []))
-    meta = esc(json.dumps(manifest or {}, indent=2))
+            "<th>McNemar p</th><th>JS</th><th>gold p shift</th><th>followed distractor %</th><th>unparsed</th>"
+            "<th>errors</th></tr>")
+    rows = []
+    for c in summary.get("conditions", []):
+        d = c.get("delta")
+        cls = "neg" if (d or 0) < -1e-12 else ("pos" if (d or 0) > 1e-12 else "")
+        p = c.get("mcnemar_p")
+        sig = " sig" if p is not None and p < 0.05 else ""
+        shift = c.get("gold_prob_shift")
+        rows.append(
+            f"<tr class=\"{'ref' if c.get('is_reference') else ''}\"><td class=l>{esc(c.get('family'))}</td>"
+            f"<td class=l>{esc(c.get('condition'))}</td><td>{esc(c.get('n'))}</td>"
+            f"<td>{_pct(c.get('accuracy'))}</td><td>{_ci(c.get('accuracy_ci95'))}</td>"
+            f"<td class=\"{cls}\">{_pct(d, True)}</td><td>{_ci(c.get('delta_ci95'), True)}</td>"
+            f"<td>{_pct(c.get('flip_rate'))}</td><td>{_pct(c.get('harmful_flip_rate'))}</td>"
+            f"<td>{_pct(c.get('beneficial_flip_rate'))}</td>"
+            f"<td class=\"{sig.strip()}\">{'–' if p is None else f'{p:.3g}'}</td>"
+            f"<td>{'–' if c.get('js_mean') is None else format(c['js_mean'], '.3f')}</td>"
+            f"<td>{'–' if shift is None else _signed3(shift)}</td>"
+            f"<td>{_pct(c.get('followed_distractor_rate'))}</td><td>{esc(c.get('unparsed', 0))}</td>"
+            f"<td>{esc(c.get('errors', 0))}</td></tr>")
+    return f'<div class="scroll"><table class="data">{head}{"".join(rows)}</table></div>'
+
+
+def _families_section(summary: dict[str, Any]) -> str:
+    rows = summary.get("conditions", [])
+    worst = {f["family"]: f for f in summary.get("families", [])}
+    parts = []
+    for family in sorted({str(r["family"]) for r in rows}, key=_family_key):
+        mine = [r for r in rows if r["family"] == family]
+        w = worst.get(family) or {}
+        note = ""
+        if w.get("worst_case_accuracy") is not None:
+            note = (f'<p class="muted">Right under every condition: {_pct(w["worst_case_accuracy"])}% '
+                    f'{_ci(w.get("worst_case_ci95"))} of {esc(w.get("n_worst_case"))} samples.</p>')
+        parts.append(f"<h3>{esc(family)}</h3>{svg.family_bars(mine, f'{family}: accuracy and delta')}{note}")
+    return "".join(parts)
+
+
+def radar_axes(rows: Sequence[dict]) -> list[tuple[str, str]]:
+    return [(str(r["family"]), str(r["condition"])) for r in rows]
+
+
+def radar_label(family: str, condition: str) -> str:
+    return f"{svg.FAMILY_SHORT.get(family, family)} {condition}"
+
+
+def _flip_section(matrices: dict[tuple[str, str], dict[str, int]], summary: dict[str, Any]) -> str:
+    if not matrices:
+        return '<p class="muted">No perturbed condition to pair with a reference.</p>'
+    pvals = {(r["family"], r["condition"]): r.get("mcnemar_p") for r in summary.get("conditions", [])}
+    cards = []
+    for (family, condition), m in matrices.items():
+        p = pvals.get((family, condition))
+        ptxt = "" if p is None else f" · McNemar p = {p:.3g}"
+        cards.append(
+            f'<div class="card flip-card" data-family="{esc(family)}" data-condition="{esc(condition)}">'
+            f"<h4>{esc(family)} · {esc(condition)}</h4>"
+            '<table class="flip"><tr><th></th><th>perturbed correct</th><th>perturbed wrong</th></tr>'
+            f'<tr><th>reference correct</th><td class="same">{m["both_correct"]}</td>'
+            f'<td class="harm">{m["harmful"]}</td></tr>'
+            f'<tr><th>reference wrong</th><td class="bene">{m["beneficial"]}</td>'
+            f'<td class="same">{m["both_wrong"]}</td></tr></table>'
+            f'<div class="muted">{m["n"]} paired samples · answer changed on {m["changed"]}{ptxt}</div></div>')
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+def _shift_section(shifts: dict[tuple[str, str], list[float]]) -> str:
+    cards = []
+    for (family, condition), values in shifts.items():
+        if not values:
+            continue
+        counts = histogram_counts(values)
+        mean = sum(values) / len(values)
+        title = f"{svg.FAMILY_SHORT.get(family, family)} {condition}"
+        chart = svg.histogram(counts, *HIST_RANGE, title, f"n={len(values)} mean={_signed3(mean)}")
+        cards.append(f'<div class="card">{chart}</div>')
+    if not cards:
+        return '<p class="muted">No option probabilities to compare (generate scoring, or no paired samples).</p>'
+    return (f'<p class="muted">Gold-option probability under the condition minus under the reference, per paired '
+            f'sample; {HIST_BINS} bins over [-1, 1]. Left of the dashed line the condition pulled the model away '
+            f'from the right answer.</p><div class="cards">{"".join(cards)}</div>')
+
+
+def _robustness_section(curves: Sequence[dict]) -> str:
+    cards = []
+    for c in curves:
+        points = c.get("points") or []
+        xs = [float(p["eps"]) for p in points]
+        series = [("accuracy", [p.get("accuracy") for p in points]),
+                  ("attack success rate", [p.get("attack_success_rate") for p in points])]
+        unit = c.get("eps_unit") or ""
+        cards.append('<div class="card">' + svg.line_plot(
+            xs, series, f"{c.get('family')} · {c.get('space')} space",
+            f"eps ({unit})" if unit else "eps") + "</div>")
+    return f'<div class="cards">{"".join(cards)}</div>'
+
+
+# ---------------------------------------------------------------------------------------------
+# The per-sample browser
+
+
+def _thumb_uri(image: Any, px: int = THUMB_PX) -> str:
+    """The image shrunk to at most ``px`` on its longer side, as the smaller of PNG and JPEG."""
+    im = image.convert("RGB") if image.mode != "RGB" else image.copy()
+    im.thumbnail((px, px))
+    encoded = []
+    for fmt, mime, kw in (("PNG", "image/png", {}), ("JPEG", "image/jpeg", {"quality": 82})):
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        encoded.append((len(buf.getvalue()), mime, buf.getvalue()))
+    _, mime, data = min(encoded)
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+class _Thumbs:
+    """Deduplicated thumbnails (identical images share one entry), at most ``cap`` of them."""
+
+    def __init__(self, cap: int):
+        self.cap = cap
+        self.uris: list[str] = []
+        self.by_hash: dict[str, int] = {}
+        self.by_key: dict[Any, int] = {}
+        self.skipped = 0
+
+    def add(self, key: Any, load) -> int:
+        if key is not None and key in self.by_key:
+            return self.by_key[key]
+        if len(self.uris) >= self.cap:
+            self.skipped += 1
+            return -2
+        uri = _thumb_uri(load())
+        digest = hashlib.sha1(uri.encode("ascii")).hexdigest()
+        if digest not in self.by_hash:
+            self.by_hash[digest] = len(self.uris)
+            self.uris.append(uri)
+        if key is not None:
+            self.by_key[key] = self.by_hash[digest]
+        return self.by_hash[digest]
+
+
+def _round(probs: Any) -> list[float] | None:
+    if not isinstance(probs, list):
+        return None
+    return [round(float(p), 4) for p in probs]
+
+
+def browser_data(records: Sequence[dict], refs: dict[str, str], samples: Sequence | None = None, seed: int = 0,
+                 switch_source: str = "mixed", run_dir: str | Path | None = None, max_thumbs: int = MAX_THUMBS,
+                 page_size: int = PAGE_SIZE) -> dict[str, Any]:
+    """What the browser script renders: one row per record (with its reference's answer), the
+    deduplicated texts the model read and thumbnails of the images it saw."""
+    table = index_records(records)
+    texts: list[str] = []
+    text_index: dict[str, int] = {}
+    thumbs = _Thumbs(max_thumbs)
+    by_id: dict[str, Any] = {}
+    for s in samples or []:
+        by_id.setdefault(str(s.id), s)
+    pools = None
+    if samples:
+        from modint.perturb import default_pools
+
+        try:
+            pools = default_pools(list(samples), switch_source=switch_source)
+        except Exception as exc:
+            log.warning("report: no switch pool (%s)", exc)
+    run = Path(run_dir).resolve() if run_dir is not None else None
+    rows = []
+    option_texts: dict[str, list[str]] = {}
+    for r in records:
+        family, condition, rid = str(r.get("family")), str(r.get("condition")), str(r.get("id"))
+        ref_name = refs.get(family)
+        is_ref = condition == ref_name
+        ref = None if is_ref else table.get((family, str(ref_name)), {}).get(rid)
+        err = r.get("error")
+        row: dict[str, Any] = {"id": rid, "f": family, "c": condition, "g": r.get("gold"), "p": r.get("pred"),
+                               "ok": bool(r.get("correct")), "pr": _round(r.get("probs")), "e": err or None,
+                               "d": r.get("distractor"), "ref": is_ref, "t": -1, "im": -1}
+        if ref is not None:
+            row.update({"rp": ref.get("pred"), "rok": None if ref.get("error") else bool(ref.get("correct")),
+                        "rpr": _round(ref.get("probs"))})
+        both_ok = ref is not None and not err and not ref.get("error")
+        row["fl"] = bool(both_ok and ref.get("pred") != r.get("pred"))
+        row["fo"] = bool(not err and r.get("distractor") is not None and r.get("pred") is not None
+                         and int(r["pred"]) == int(r["distractor"]))
+        if r.get("switched_from"):
+            row["sw"] = r["switched_from"]
+        if r.get("response") is not None:
+            row["resp"] = r["response"]
+        sample = by_id.get(rid)
+        if sample is not None and pools is not None:
+            option_texts.setdefault(rid, [str(o) for o in sample.options])
+            _seen(row, r, sample, seed, pools, run, texts, text_index, thumbs)
+        elif samples:
+            row["note"] = "sample not found"
+        rows.append(row)
+    note = ""
+    if thumbs.skipped:
+        note = (f"Thumbnails are capped at {max_thumbs} distinct images: {thumbs.skipped} record(s) are shown "
+                f"without one.")
+    return {"rows": rows, "texts": texts, "thumbs": thumbs.uris, "options": option_texts, "page_size": page_size,
+            "note": note}
+
+
+def _seen(row: dict, record: dict, sample: Any, seed: int, pools: Any, run: Path | None, texts: list[str],
+          text_index: dict[str, int], thumbs: _Thumbs) -> None:
+    """Fill the row's text and thumbnail with what the model was given under the condition."""
+    from modint.data.sample import load_image
+    from modint.models.prompts import user_text
+    from modint.perturb import apply_condition
+
+    condition = str(record.get("condition"))
+    try:
+        perturbed = apply_condition(sample, condition, seed, pools)
+    except Exception as exc:
+        row["note"] = f"not rebuilt: {exc}"
+        return
+    text = user_text(perturbed)
+    if text not in text_index:
+        text_index[text] = len(texts)
+        texts.append(text)
+    row["t"] = text_index[text]
+    adversarial = "@" in condition or record.get("attack_space") is not None
+    try:
+        if adversarial:
+            rel = record.get("adversarial_image")
+            path = (run / rel).resolve() if rel and run is not None else None
+            if path is not None and path.is_relative_to(run) and path.is_file():
+                from PIL import Image
+
+                def load_file(p=path):
+                    with Image.open(p) as im:
+                        return im.convert("RGB")
+
+                row["im"] = thumbs.add(("file", str(path)), load_file)
+            elif record.get("attack_space") == "embed" and perturbed.image is not None:
+                # Embedding attacks leave the pixels alone: the model saw the reference image.
+                row["im"] = thumbs.add(("sample", sample.id) if perturbed.image is sample.image else None,
+                                       lambda: load_image(perturbed))
+            else:
+                row["note"] = "attacked image not saved (--save-adversarial)"
+        elif perturbed.image is None:
+            row["note"] = "no image"
+        else:
+            key = ("sample", sample.id) if perturbed.image is sample.image else None
+            row["im"] = thumbs.add(key, lambda: load_image(perturbed))
+    except Exception as exc:
+        row["note"] = f"image not loaded: {exc}"
+        row["im"] = -1
+        return
+    if row["im"] == -2:
+        row["im"] = -1
+        row["note"] = "thumbnail cap reached"
+
+
+def _browser_section(data: dict[str, Any], with_samples: bool) -> str:
+    note = ""
+    if not with_samples:
+        note = ('<p class="muted">The samples were not available when this report was written: rows show answers '
+                "and probabilities only (<code>modint report RUN</code> rebuilds them from the benchmark).</p>")
+    if data.get("note"):
+        note += f'<p class="muted">{esc(data["note"])}</p>'
+    return (f"{note}<div class=\"filters\">"
+            '<label>family <select id="f-family"><option value="">all</option></select></label>'
+            '<label>condition <select id="f-condition"><option value="">all</option></select></label>'
+            '<label><input type="checkbox" id="f-flipped"> flipped</label>'
+            '<label><input type="checkbox" id="f-followed"> followed distractor</label>'
+            '<label><input type="checkbox" id="f-error"> error</label>'
+            '<label>id <input type="search" id="f-search" placeholder="filter ids"></label></div>'
+            '<div class="pager"><button type="button" id="page-prev">previous</button>'
+            '<span id="sample-count" data-count="0"></span>'
+            '<button type="button" id="page-next">next</button></div>'
+            '<div class="scroll"><table class="samples"><thead><tr><th>image seen</th><th>sample</th>'
+            '<th>text seen</th><th>options</th>'
+            '<th>answer</th></tr></thead><tbody id="sample-rows"></tbody></table></div>'
+            '<p class="muted">"flipped": the predicted option differs from the one under the family\'s reference '
+            'condition. Options: ✓ marks the gold one, underlined is the answer under the row\'s condition; "ref p" '
+            'are the probabilities under the reference condition.</p>')
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = None,
+                  records: Sequence[dict] | None = None, samples: Sequence | None = None,
+                  run_dir: str | Path | None = None, max_thumbs: int = MAX_THUMBS) -> str:
+    records = list(records or [])
+    refs = references(summary, manifest)
+    config = (manifest or {}).get("config") or {}
+    seed = int(config.get("seed", summary.get("seed") or 0) or 0)
+    switch_source = str(config.get("switch_source") or "mixed")
+    rows = summary.get("conditions", [])
     title = f"modint diagnosis: {summary.get('model')} on {summary.get('benchmark')}"
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{esc(title)}</title><style>{_CSS}</style>"
-            f"</head><body><h1>{esc(title)}</h1>"
-            f"<p>Split {esc(str(summary.get('split')))}, scoring {esc(str(summary.get('scoring')))}, seed "
-            f"{esc(str(summary.get('seed')))}. Deltas and flips compare each condition with its family's "
-            f"reference condition on the same samples.</p>"
-            f"<table>{head}{''.join(rows)}</table>"
-            f"<h2>Worst case per family</h2><table><tr><th class=l>family</th><th>samples</th>"
-            f"<th>correct under every condition %</th></tr>{fam_rows}</table>"
-            f"<h2>Manifest</h2><pre>{meta}</pre></body></html>")
+    subtitle = (f"split {esc(summary.get('split'))} · scoring {esc(summary.get('scoring'))} · seed "
+                f"{esc(summary.get('seed'))} · {len(records)} records")
+    axes = radar_axes(rows)
+    radar = svg.radar([radar_label(f, c) for f, c in axes],
+                      [(str(summary.get("model")), [r.get("accuracy") for r in rows])])
+    matrices = flip_matrices(records, refs)
+    shifts = gold_prob_shifts(records, refs)
+    data = browser_data(records, refs, samples, seed, switch_source, run_dir, max_thumbs)
+    nav = [("headline", "Headline"), ("families", "Per family"), ("radar", "Radar"), ("flips", "Flips"),
+           ("shift", "Probability shift")]
+    body = [f'<section id="headline">{headline(summary)}'
+            '<p class="muted">Deltas, flips and shifts compare each condition with its family\'s reference condition '
+            'on the same samples; whiskers are 95% confidence intervals (Wilson for accuracy, paired bootstrap '
+            'for deltas).</p></section>',
+            f'<section id="families"><h2>Accuracy and delta per family</h2>{_families_section(summary)}</section>',
+            f'<section id="radar"><h2>Accuracy over all conditions</h2>{radar}</section>',
+            f'<section id="flips"><h2>Flip matrices</h2>{_flip_section(matrices, summary)}</section>',
+            f'<section id="shift"><h2>Gold-option probability shift</h2>{_shift_section(shifts)}</section>']
+    if summary.get("robustness"):
+        nav.append(("robustness", "Robustness"))
+        body.append('<section id="robustness"><h2>Robustness curves</h2>'
+                    '<p class="muted">Attack success rate: among samples right under the reference, the fraction '
+                    f'the attack made wrong.</p>{_robustness_section(summary["robustness"])}</section>')
+    nav += [("table", "Table"), ("samples", "Samples"), ("manifest", "Manifest")]
+    body.append(f'<section id="table"><h2>All figures</h2>{_summary_table(summary)}</section>')
+    body.append(f'<section id="samples"><h2>Per-sample browser</h2>{_browser_section(data, bool(samples))}</section>')
+    meta = esc(json.dumps(manifest or {}, indent=2, ensure_ascii=False))
+    body.append(f'<section id="manifest"><h2>Manifest</h2><details><summary>manifest.json</summary><pre>{meta}</pre>'
+                "</details></section>")
+    return page(title, subtitle, nav, "".join(body), BROWSER_JS, json_block("modint-data", data))
 
 
-def write_report(run_dir: str | Path) -> Path:
+def write_report(run_dir: str | Path, samples: Sequence | None = None, path: str | Path | None = None) -> Path:
+    """Write report.html (or ``path``) for a run directory; ``samples`` (the run's samples) add
+    thumbnails and the text each model input held to the per-sample browser."""
     run = Path(run_dir)
     summary = json.loads((run / rundir.SUMMARY).read_text(encoding="utf-8"))
     manifest_path = run / rundir.MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
-    path = run / rundir.REPORT
-    path.write_text(render_report(summary, manifest), encoding="utf-8")
-    return path
+    records = rundir.read_records(run / rundir.RECORDS)
+    target = Path(path) if path is not None else run / rundir.REPORT
+    text = render_report(summary, manifest, records, samples, run)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return target
