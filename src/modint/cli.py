@@ -413,6 +413,49 @@ def zoo_train_demo(out_dir: Path = typer.Option(..., "--out", help="Directory to
     out.print(f"wrote {path}")
 
 
+@app.command()
+def report(
+    run_dir: Path = typer.Argument(..., help="A run directory (records.jsonl, summary.json, manifest.json)."),
+    fmt: str = typer.Option("html", "--format", help="html: re-write the run's report.html (samples rebuilt from "
+                            "the manifest's benchmark for thumbnails); md, csv, tex: the family x condition table."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Write here instead (default: RUN/report.html for "
+                                            "html, standard output for the tables)."),
+) -> None:
+    """Write a run's report: the self-contained HTML page, or its table (accuracy with CI, delta with
+    CI, flip rate, followed-distractor %) as Markdown, CSV or LaTeX for pasting into papers."""
+    from modint.report.tables import run_report
+
+    try:
+        text, path, note = run_report(run_dir, fmt, out_file)
+    except ValueError as exc:
+        usage_error(str(exc))
+    if note:
+        print(f"modint: note: {note}", file=sys.stderr)
+    if text is not None:
+        sys.stdout.write(text)
+    else:
+        out.print(f"wrote {path}")
+
+
+@app.command()
+def compare(
+    run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories; later ones are tested against "
+                                          "the first."),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="Also write a self-contained HTML comparison here."),
+) -> None:
+    """Runs side by side: accuracy per family x condition per run, and for each later run an exact
+    McNemar test against the first on the (id, condition) records they share (* marks p < 0.05)."""
+    from modint.report.compare import RunError, compare_runs, comparison_table, write_comparison
+
+    try:
+        cmp = compare_runs(run_dirs)
+    except RunError as exc:
+        usage_error(str(exc))
+    out.print(comparison_table(cmp))
+    if out_file is not None:
+        out.print(f"wrote {write_comparison(cmp, out_file)}")
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("MODINT_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     app()
