@@ -211,3 +211,15 @@ def test_train_cli_mistakes_exit_2(tmp_path):
         r = subprocess.run(MODINT + ["train", "--out", str(tmp_path)] + args, capture_output=True, text=True, env=env)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_ablation_table_by_hand():
+    from modint.mitigate.ablate import ablation_table
+
+    summaries = {"base": {"conditions": [{"family": "image_heavy", "condition": "clean", "accuracy": 0.9},
+                                         {"family": "image_heavy", "condition": "misleading_text", "accuracy": 0.25}]},
+                 "aug": {"conditions": [{"family": "vqa", "condition": "clean", "accuracy": 0.755}]}}
+    lines = ablation_table(summaries).splitlines()
+    assert lines[0].startswith("| recipe | IH clean | IH unrelated_text | IH misleading_text | TH noise_image")
+    assert lines[2] == "| base | 90.0 | – | 25.0 | – | – | – | – | – | – |"
+    assert lines[3] == "| aug | – | – | – | – | – | – | – | – | 75.5 |"

@@ -214,42 +214,17 @@ def train(
     """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
     consistency), save it in the Hugging Face layout, and diagnose it. Runs under
     `accelerate launch` for data parallelism."""
-    import dataclasses
-
-    import yaml
-
     from modint.data.registry import load_benchmark
     from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
-    from modint.mitigate.train import TrainConfig, train as run_training
+    from modint.mitigate.train import train as run_training
     from modint.models.loading import ModelLoadError, load_adapter
 
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    values: dict = {}
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            usage_error(f"{config_file}: cannot read the config: {exc}".replace("\n", " "))
-        if not isinstance(loaded, dict):
-            usage_error(f"{config_file}: expected a mapping of TrainConfig fields")
-        values.update(loaded)
-    for item in set_:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            usage_error(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = yaml.safe_load(raw)
-    cli = {"recipe": recipe, "epochs": epochs, "max_steps": max_steps, "lr": lr, "trainable": trainable,
-           "checkpoint_every": checkpoint_every}
-    values.update({k: v for k, v in cli.items() if v is not None})
-    values["seed"] = seed
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(fields)})")
+    cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
+                                                   "lr": lr, "trainable": trainable,
+                                                   "checkpoint_every": checkpoint_every}, seed)
     try:
-        cfg = TrainConfig(**values)
-        cfg.check()
         samples = load_benchmark(benchmark, split=split, limit=limit)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
@@ -277,6 +252,78 @@ def train(
         if summary:
             out.print(summary_table(summary))
             out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
+
+
+def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
+    """TrainConfig from, in increasing priority: the published defaults, the model's preset
+    (`demo`), a YAML file, --set KEY=VALUE, explicit options. Bad settings are usage errors."""
+    import dataclasses
+
+    import yaml
+
+    from modint.mitigate.train import PRESETS, TrainConfig
+
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    values: dict = dict(PRESETS.get(model, {}))
+    if values:
+        err.print(f"modint: using the {model!r} preset: {values} (override with --set or options)")
+    if config_file is not None:
+        try:
+            loaded = yaml.safe_load(config_file.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            usage_error(f"{config_file}: cannot read the config: {exc}".replace("\n", " "))
+        if not isinstance(loaded, dict):
+            usage_error(f"{config_file}: expected a mapping of TrainConfig fields")
+        values.update(loaded)
+    for item in set_:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            usage_error(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(raw)
+    values.update({k: v for k, v in cli_values.items() if v is not None})
+    values["seed"] = seed
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    try:
+        cfg = TrainConfig(**values)
+        cfg.check()
+    except (ValueError, TypeError) as exc:
+        usage_error(str(exc))
+    return cfg
+
+
+@app.command()
+def ablate(
+    model: str = typer.Option(DEFAULT_MODEL, help="Model every recipe starts from."),
+    recipes: str = typer.Option("sft,vqa_only,aug,aug_kl,aug_kl_pgd", help="Comma-separated recipes."),
+    out_dir: Path = typer.Option(Path("runs/ablate"), "--out", help="One `modint train` directory per recipe, "
+                                 "base/ and ablation.md (re-running reuses finished recipes)."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig fields."),
+    set_: list[str] = typer.Option([], "--set", help="Override a TrainConfig field (repeatable)."),
+    max_steps: Optional[int] = typer.Option(None, min=1, help="Steps per recipe."),
+    limit: Optional[int] = typer.Option(None, min=1, help="At most this many training samples."),
+    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many evaluation samples."),
+    seed: int = typer.Option(0),
+) -> None:
+    """The paper's ablation on one model: train each recipe, diagnose each, print a Markdown
+    table of accuracy under every condition (written to OUT/ablation.md)."""
+    from modint.mitigate.ablate import ablate as run_ablation
+    from modint.mitigate.train import RECIPES
+    from modint.models.loading import ModelLoadError, load_adapter
+
+    names = _split_list(recipes) or list(RECIPES)
+    for name in names:
+        if name not in RECIPES:
+            usage_error(f"unknown recipe {name!r}; use some of {', '.join(RECIPES)}")
+    cfg = _train_config(model, config_file, set_, {"max_steps": max_steps}, seed)
+    try:
+        load_adapter(model, seed=seed)
+    except (ModelLoadError, ValueError) as exc:
+        usage_error(str(exc))
+    table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, train_limit=limit,
+                         eval_limit=eval_limit, progress=lambda msg: err.print(f"modint: {msg}"))
+    out.print(table)
 
 
 def robustness_table(summary: dict) -> Table:
@@ -454,6 +501,91 @@ def compare(
     out.print(comparison_table(cmp))
     if out_file is not None:
         out.print(f"wrote {write_comparison(cmp, out_file)}")
+
+
+def _loader_options(items: list[str], fmt: Optional[str]) -> dict:
+    """--option KEY=VALUE (repeatable) and --format as loader options."""
+    options: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            usage_error(f"--option expects KEY=VALUE, got {item!r}")
+        options[key.strip()] = value.strip()
+    if fmt:
+        options["format"] = fmt
+    return options
+
+
+@data_app.command("inspect")
+def data_inspect(
+    path: str = typer.Argument(..., help="A dataset folder or file (options may follow '?': PATH?format=mmbench)."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Format instead of detection (see README, "
+                                      "'Real benchmarks')."),
+    split: Optional[str] = typer.Option(None, help="One split (default: every split)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Loader option KEY=VALUE (repeatable), e.g. "
+                                     "scienceqa_imageless=skip, classnames=FILE."),
+    images: bool = typer.Option(True, "--images/--no-images", help="Decode every image once (default) or skip that."),
+    show: int = typer.Option(5, "--show", min=0, help="How many error messages to print."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """What a dataset holds: samples per split and family, options per question, and every bad row
+    (unreadable, invalid, or with an image that does not decode), with the first messages."""
+    import json
+
+    from modint.data.formats.tools import inspect_dataset
+
+    try:
+        report = inspect_dataset(path, split=split, images=images, max_messages=max(show, 10),
+                                 **_loader_options(option, fmt))
+    except (KeyError, ValueError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    if as_json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    table = Table("split", "family", "samples", "with image", "errors", title=f"{path} ({report['format']})")
+    for split_name, families in report["splits"].items():
+        for family, cell in sorted(families.items()):
+            table.add_row(split_name, family, str(cell["samples"]), str(cell["with_image"]), str(cell["errors"]))
+    out.print(table)
+    hist = ", ".join(f"{k} options: {v}" for k, v in report["options_histogram"].items()) or "none"
+    print(f"questions by number of options: {hist}")
+    for reason, n in report["skipped"].items():
+        print(f"skipped: {n} x {reason}")
+    print(f"images decoded: {report['images_decoded']}" if images else "images: not decoded (--no-images)")
+    print(f"errors: {report['errors']}")
+    for message in report["error_messages"][:show]:
+        print(f"  {message}")
+    if report["errors"] > min(show, len(report["error_messages"])):
+        print(f"  ... {report['errors'] - min(show, len(report['error_messages']))} more")
+
+
+@data_app.command("convert")
+def data_convert(
+    path: str = typer.Argument(..., help="A dataset folder or file (options may follow '?')."),
+    out_file: Path = typer.Option(..., "--out", help="The generic JSONL file to write."),
+    fmt: Optional[str] = typer.Option(None, "--format", help="Format instead of detection."),
+    split: Optional[str] = typer.Option(None, help="One split (default: every split, recorded per row)."),
+    option: list[str] = typer.Option([], "--option", "-o", help="Loader option KEY=VALUE (repeatable)."),
+    show: int = typer.Option(5, "--show", min=0, help="How many error messages to print."),
+) -> None:
+    """Write a dataset in the generic JSONL schema: images by absolute path, embedded (base64) ones
+    written to a folder next to the JSONL. Rows with errors are left out and listed."""
+    from modint.data.formats.tools import convert_dataset
+
+    try:
+        result = convert_dataset(path, out_file, split=split, max_messages=max(show, 10),
+                                 **_loader_options(option, fmt))
+    except (KeyError, ValueError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    except OSError as exc:
+        failure(f"cannot write {out_file}: {exc.strerror or exc}")
+    print(f"wrote {result['written']} samples ({result['format']}) to {result['out']}")
+    if result["images_written"]:
+        print(f"wrote {result['images_written']} embedded images to {result['images_folder']}")
+    if result["errors"]:
+        print(f"left out {result['errors']} rows with errors:")
+        for message in result["error_messages"][:show]:
+            print(f"  {message}")
 
 
 def main() -> None:
