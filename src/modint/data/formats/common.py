@@ -1,0 +1,554 @@
+"""What every benchmark loader shares: where a row is, row errors, answers, text, images, readers.
+
+A malformed row never stops a load. It becomes a *bad-row sample*: a Sample whose options are a
+``RowProblem``, so that ``validate_sample`` raises ``SampleError`` with the row's one-line message
+("mmbench.tsv row 7: answer 'E' is not among the options (A-D)") and the diagnosis engine turns it
+into error records like any other bad sample. ``row_error(sample)`` tells such samples apart
+without raising. Images are never decoded at load time: a sample holds a ``LazyImage`` (a
+zero-argument callable) whose errors name the file and row as well.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import io
+import json
+import os
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from PIL import Image
+
+from modint.data.sample import FAMILIES, OPTION_LETTERS, Sample, SampleError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SPLIT_WORDS = ("train", "validation", "val", "dev", "test")
+
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # base64 images are far longer than csv's 128 KiB default
+
+
+class RowError(ValueError):
+    """A malformed row; the message says what is wrong, the caller adds the file and row."""
+
+
+@dataclass(frozen=True)
+class Where:
+    """A row's location as users read it: ``file`` relative to the dataset root, 1-based ``row``,
+    and an optional ``key`` (the row's own id, when it has one)."""
+
+    file: str
+    row: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        text = self.file if self.row is None else f"{self.file} row {self.row}"
+        return f"{text} ({self.key})" if self.key else text
+
+
+class RowSampleError(SampleError, TypeError):
+    """The SampleError of a bad row. Being a TypeError too lets ``list(options)`` and
+    ``tuple(options)`` (which ask for a length only as a size hint) still give an empty list."""
+
+
+class RowProblem(tuple):
+    """The options of a row that could not be read: empty when iterated, and asking for their
+    number (``validate_sample`` does, first thing) raises the row's SampleError."""
+
+    def __new__(cls, message: str) -> "RowProblem":
+        obj = super().__new__(cls, ())
+        obj.message = message
+        return obj
+
+    def __getnewargs__(self) -> tuple:  # pickling / deepcopy keep the message
+        return (self.message,)
+
+    def __len__(self) -> int:
+        raise RowSampleError(self.message)
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"RowProblem({self.message!r})"
+
+
+def bad_row(where: Where | str, sample_id: str, family: str, message: str) -> Sample:
+    full = _BAD_BYTES.sub("\ufffd", f"{where}: {message}")
+    sample_id = _BAD_BYTES.sub("\ufffd", str(sample_id))
+    family = family if family in FAMILIES else "text_heavy"
+    return Sample(id=str(sample_id), family=family, question="", options=RowProblem(full), answer=None,
+                  meta={"error": full, "source": str(getattr(where, "file", where))})
+
+
+def row_error(sample: Sample) -> str | None:
+    """The load error of a bad-row sample, None for a readable one."""
+    return sample.options.message if isinstance(sample.options, RowProblem) else None
+
+
+def guarded(where: Where, sample_id: str, family: str, build: Callable[[], Sample | None]) -> Sample | None:
+    """``build()``, or a bad-row sample when it raises RowError."""
+    try:
+        return build()
+    except RowError as exc:
+        return bad_row(where, sample_id, family, str(exc))
+
+
+@dataclass
+class LoadReport:
+    """What a load left out on purpose (e.g. video questions of SEED-Bench): reason -> count."""
+
+    skipped: Counter = field(default_factory=Counter)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] += n
+
+
+# ---------------------------------------------------------------- text and answers
+
+_BAD_BYTES = re.compile("[\udc80-\udcff]")  # what surrogateescape turns undecodable bytes into
+
+
+def clean_text(value: Any, what: str, required: bool = False) -> str:
+    """A field as stripped text; RowError for bytes that were not UTF-8 or a missing required field."""
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN
+        text = ""
+    elif isinstance(value, (dict, list)):
+        raise RowError(f"{what} must be text, got a JSON {'object' if isinstance(value, dict) else 'list'}")
+    else:
+        text = str(value).strip()
+    if _BAD_BYTES.search(text):
+        raise RowError(f"non-UTF-8 text in {what}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate written as a JSON escape
+        raise RowError(f"invalid Unicode text in {what}") from None
+    if required and not text:
+        raise RowError(f"missing {what}")
+    return text
+
+
+def letter_range(labels: Sequence[str]) -> str:
+    """``A, B`` / ``A-D`` for consecutive letters, the labels themselves otherwise."""
+    labels = list(labels)
+    if len(labels) > 2 and labels == list(OPTION_LETTERS[:len(labels)]):
+        return f"A-{labels[-1]}"
+    return ", ".join(labels)
+
+
+def resolve_answer(value: Any, options: Sequence[str], labels: Sequence[str] | None = None,
+                   accept: Sequence[str] = ("index", "letter", "text")) -> int:
+    """The index of the answer among ``options``.
+
+    ``accept``: ``index`` (a JSON integer, or digits in text, 0-based), ``letter`` (A, B, ... or the
+    row's own ``labels``), ``text`` (an option's exact text, tried first for strings).
+    """
+    n = len(options)
+    labels = list(labels) if labels is not None else list(OPTION_LETTERS[:n])
+    if value is None or (isinstance(value, float) and value != value) or (isinstance(value, str) and not value.strip()):
+        raise RowError("missing answer")
+    if isinstance(value, bool) or isinstance(value, (dict, list)):
+        raise RowError(f"answer must be an index, a letter or an option's text, got {json.dumps(value)[:40]}")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        if "index" not in accept:
+            raise RowError(f"answer {value!r} is not a letter")
+        if not 0 <= value < n:
+            raise RowError(f"answer index {value} is not among the {n} options")
+        return value
+    text = clean_text(value, "answer")
+    if "text" in accept:
+        hits = [i for i, o in enumerate(options) if o == text]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise RowError(f"answer {text!r} matches {len(hits)} options")
+    if "letter" in accept:
+        for candidate in (text, text.upper()):
+            if candidate in labels:
+                return labels.index(candidate)
+        if len(text) == 1 and text.upper() in OPTION_LETTERS:
+            raise RowError(f"answer {text!r} is not among the options ({letter_range(labels)})")
+    if "index" in accept and re.fullmatch(r"-?\d+", text):
+        index = int(text)
+        if not 0 <= index < n:
+            raise RowError(f"answer index {index} is not among the {n} options")
+        return index
+    raise RowError(f"answer {text[:60]!r} is not among the options")
+
+
+def make_sample(where: Where, *, id: str, family: str, question: Any, options: Sequence[Any], answer: Any,
+                labels: Sequence[str] | None = None, accept: Sequence[str] = ("index", "letter", "text"),
+                image: Any = None, meta: dict | None = None, context: Any = "") -> Sample:
+    """A checked Sample, or RowError naming what is wrong with the row."""
+    if family not in FAMILIES:
+        raise RowError(f"unknown family {family!r} (expected {', '.join(FAMILIES)})")
+    question = clean_text(question, "question", required=True)
+    texts = [clean_text(o, f"option {OPTION_LETTERS[i] if i < 26 else i + 1}") for i, o in enumerate(options)]
+    if len(texts) < 2:
+        raise RowError(f"needs at least 2 options, has {len(texts)}")
+    if len(texts) > len(OPTION_LETTERS):
+        raise RowError(f"at most {len(OPTION_LETTERS)} options supported, has {len(texts)}")
+    for i, t in enumerate(texts):
+        if not t:
+            raise RowError(f"option {labels[i] if labels else OPTION_LETTERS[i]} is empty")
+    index = resolve_answer(answer, texts, labels, accept)
+    meta = dict(meta or {})
+    for key, value in meta.items():
+        if isinstance(value, str):
+            clean_text(value, key)
+    ident = clean_text(id, "id", required=True)
+    facts = meta.get("facts")
+    if facts is not None:
+        if not isinstance(facts, dict):
+            raise RowError("facts must be an object {option text: misleading sentence}")
+        meta["facts"] = {clean_text(k, "facts"): clean_text(v, "facts") for k, v in facts.items()}
+        if not meta["facts"]:
+            del meta["facts"]
+    return Sample(id=ident, family=family, question=question, options=tuple(texts), answer=index,
+                  image=image, meta=meta, context=clean_text(context, "context"))
+
+
+def humanise(name: str) -> str:
+    """A class folder's name as an option: underscores to spaces, lower case."""
+    return " ".join(name.replace("_", " ").split()).lower()
+
+
+def split_from_name(name: str) -> str:
+    """The split a single file holds, from its name: ``MMBench_DEV_EN.tsv`` -> ``dev``."""
+    stem = Path(name).name.split(".")[0]
+    words = re.split(r"[^a-z]+", stem.lower())
+    for word in SPLIT_WORDS:
+        if word in words:
+            return word
+    return stem
+
+
+# ---------------------------------------------------------------- images
+
+def _unreadable(where: str, exc: Exception) -> SampleError:
+    from PIL import UnidentifiedImageError
+
+    detail = "not a known image format" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
+    return SampleError(f"{where}: unreadable image ({detail})")
+
+
+class LazyImage:
+    """An image decoded only when called (memory stays flat); errors name the row."""
+
+    where: str
+
+    def raw_bytes(self) -> bytes:
+        raise NotImplementedError
+
+    def __call__(self) -> Image.Image:
+        data = self.raw_bytes()
+        try:
+            with Image.open(io.BytesIO(data)) as opened:
+                return opened.convert("RGB")
+        except Exception as exc:
+            raise _unreadable(self.where, exc) from None
+
+
+class ImageFile(LazyImage):
+    """An image file; ``os.fspath`` gives its path."""
+
+    def __init__(self, path: str | Path, where: Where | str):
+        self.path = os.path.abspath(path)
+        self.where = str(where)
+
+    def __fspath__(self) -> str:
+        return self.path
+
+    def raw_bytes(self) -> bytes:
+        try:
+            return Path(self.path).read_bytes()
+        except FileNotFoundError:
+            raise SampleError(f"{self.where}: image not found: {self.path}") from None
+        except OSError as exc:
+            raise SampleError(f"{self.where}: unreadable image ({exc.strerror or exc})") from None
+
+    def __call__(self) -> Image.Image:
+        try:
+            with Image.open(self.path) as opened:
+                return opened.convert("RGB")
+        except FileNotFoundError:
+            raise SampleError(f"{self.where}: image not found: {self.path}") from None
+        except Exception as exc:
+            raise _unreadable(self.where, exc) from None
+
+    def __repr__(self) -> str:
+        return f"ImageFile({self.path!r})"
+
+
+def decode_base64(text: str, where: str) -> bytes:
+    text = text.strip()
+    if text.startswith("data:") and "," in text:
+        text = text.split(",", 1)[1]
+    text = "".join(text.split())
+    if not text:
+        raise SampleError(f"{where}: empty image")
+    text += "=" * (-len(text) % 4)
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise SampleError(f"{where}: broken base64 image") from None
+
+
+class Base64Image(LazyImage):
+    """A base64 image held as text (JSON formats keep the text they were given)."""
+
+    def __init__(self, text: str, where: Where | str):
+        self.text = text
+        self.where = str(where)
+
+    def raw_bytes(self) -> bytes:
+        return decode_base64(self.text, self.where)
+
+    def __repr__(self) -> str:
+        return f"Base64Image({len(self.text)} chars, {self.where!r})"
+
+
+class DelimitedCell(LazyImage):
+    """A base64 image in a cell of a TSV/CSV row, read again from the file when needed, so that
+    loading a 1 GB TSV holds byte offsets, not images."""
+
+    def __init__(self, path: str | Path, start: int, end: int, column: int, delimiter: str, where: Where | str):
+        self.path, self.start, self.end = str(path), start, end
+        self.column, self.delimiter, self.where = column, delimiter, str(where)
+
+    def raw_bytes(self) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.start)
+                raw = f.read(self.end - self.start)
+        except OSError as exc:
+            raise SampleError(f"{self.where}: cannot read the image ({exc.strerror or exc})") from None
+        fields = next(csv.reader(io.StringIO(raw.decode("utf-8", "surrogateescape").lstrip("\ufeff"), newline=""),
+                                 delimiter=self.delimiter), [])
+        cell = fields[self.column] if self.column < len(fields) else ""
+        return decode_base64(cell, self.where)
+
+    def __repr__(self) -> str:
+        return f"DelimitedCell({self.path!r}, bytes {self.start}-{self.end}, column {self.column})"
+
+
+def inside(root: str | Path, relative: Any, what: str = "image path") -> str:
+    """``root/relative`` as an absolute path; RowError when ``relative`` is absolute or leaves
+    ``root`` (``../../etc/passwd``). The check is on the path as written: links the dataset's owner
+    made inside the tree are followed as usual."""
+    rel = clean_text(relative, what, required=True)
+    if os.path.isabs(rel) or rel.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:[\\/]", rel):
+        raise RowError(f"{what} {rel!r} is absolute; it must be inside the dataset folder")
+    base = os.path.normpath(os.path.abspath(root))
+    full = os.path.normpath(os.path.join(base, rel))
+    if os.path.commonpath([base, full]) != base:
+        raise RowError(f"{what} {rel!r} escapes the dataset folder")
+    return full
+
+
+def image_file(root: str | Path, relative: Any, where: Where, extensions: Sequence[str] = ()) -> ImageFile:
+    """A lazily decoded image at ``root/relative`` that exists (RowError otherwise); ``extensions``
+    are tried in turn when the path as written has none."""
+    full = inside(root, relative)
+    if not os.path.isfile(full):
+        for ext in extensions:
+            if os.path.isfile(full + ext):
+                return ImageFile(full + ext, where)
+        raise RowError(f"image not found: {os.path.relpath(full, os.path.abspath(root))}")
+    return ImageFile(full, where)
+
+
+# ---------------------------------------------------------------- readers
+
+def open_bytes(path: Path, display: str):
+    from modint.data.registry import BenchmarkError
+
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise BenchmarkError(f"{display}: cannot read ({exc.strerror or exc})") from None
+
+
+@dataclass
+class DelimitedRow:
+    number: int  # 1-based, the header not counted
+    fields: list[str] | None  # None when the file could not be parsed from here on
+    start: int  # byte offsets of the row in the file
+    end: int
+    problem: str | None = None
+
+
+def read_delimited(path: Path, display: str, delimiter: str, header: bool = True) -> Iterator[DelimitedRow]:
+    """Rows of a CSV/TSV file with their byte offsets. Text is decoded as UTF-8 with undecodable
+    bytes kept as surrogates, so that ``clean_text`` reports them per row. The header, when
+    ``header``, is yielded as row 0."""
+    with open_bytes(path, display) as f:
+        pos = 0
+        starts: list[int] = []
+
+        def lines() -> Iterator[str]:
+            nonlocal pos
+            for i, raw in enumerate(f):
+                starts.append(pos)
+                pos += len(raw)
+                text = raw.decode("utf-8", "surrogateescape")
+                yield text.lstrip("\ufeff") if i == 0 else text
+
+        reader = csv.reader(lines(), delimiter=delimiter)
+        number = 0 if header else 1
+        while True:
+            try:
+                fields = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield DelimitedRow(number, None, starts[0] if starts else pos, pos, f"unreadable {display} ({exc})")
+                return
+            start = starts[0] if starts else pos
+            starts.clear()
+            if not fields or all(not x.strip() for x in fields):
+                continue
+            yield DelimitedRow(number, fields, start, pos)
+            number += 1
+
+
+def read_jsonl(path: Path, display: str) -> Iterator[tuple[int, dict | RowError]]:
+    """(line number, object) per non-blank line, or (line number, RowError) for a broken line."""
+    with open_bytes(path, display) as f:
+        for n, raw in enumerate(f, 1):
+            text = raw.decode("utf-8", "surrogateescape")
+            if n == 1:
+                text = text.lstrip("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                kind = "truncated JSON" if not raw.endswith(b"\n") else "invalid JSON"
+                yield n, RowError(f"{kind} ({exc.msg}, column {exc.colno})")
+                continue
+            yield n, obj if isinstance(obj, dict) else RowError(f"expected a JSON object, got {type(obj).__name__}")
+
+
+def first_jsonl_record(path: Path) -> dict | None:
+    try:
+        with open(path, "rb") as f:
+            for raw in f:
+                if raw.strip():
+                    obj = json.loads(raw.decode("utf-8", "replace").lstrip("\ufeff"))
+                    return obj if isinstance(obj, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class JsonDocument:
+    """A JSON file as loaded; a broken file keeps the records before the break (``salvaged``)
+    and says where it broke (``problem``, ``row`` = 1-based record that could not be read)."""
+
+    data: Any
+    problem: str | None = None
+    row: int | None = None
+
+
+def load_json(path: Path, display: str) -> JsonDocument:
+    from modint.data.registry import BenchmarkError
+
+    with open_bytes(path, display) as f:
+        try:
+            raw = f.read()
+        except OSError as exc:
+            raise BenchmarkError(f"{display}: cannot read ({exc.strerror or exc})") from None
+    text = raw.decode("utf-8", "surrogateescape").lstrip("\ufeff")
+    try:
+        return JsonDocument(json.loads(text))
+    except json.JSONDecodeError as exc:
+        truncated = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        kind = "truncated JSON" if truncated else "invalid JSON"
+        problem = f"{kind} ({exc.msg}, line {exc.lineno} column {exc.colno})"
+    data, row = _salvage(text, 0, 0)
+    if data is None:
+        raise BenchmarkError(f"{display}: {problem}")
+    return JsonDocument(data, problem, row)
+
+
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"\s*")
+
+
+def _salvage(text: str, pos: int, depth: int) -> tuple[Any, int | None]:
+    """The members of the container at ``pos`` up to the first one that cannot be parsed, and that
+    member's 1-based number. At the top level a broken member that is a list (SEED-Bench's
+    ``questions``) is salvaged one level down, so that its records survive; a broken record is
+    left out whole."""
+    pos = _WS.match(text, pos).end()
+    opener = text[pos:pos + 1]
+    if opener not in ("[", "{"):
+        return None, None
+    closer = "]" if opener == "[" else "}"
+    out: Any = [] if opener == "[" else {}
+    pos += 1
+    while True:
+        pos = _WS.match(text, pos).end()
+        if text[pos:pos + 1] == closer:
+            return out, None
+        key = None
+        try:
+            if opener == "{":
+                key, pos = _DECODER.raw_decode(text, pos)
+                pos = _WS.match(text, pos).end()
+                if text[pos:pos + 1] != ":":
+                    return out, len(out) + 1
+                pos = _WS.match(text, pos + 1).end()
+            value, pos = _DECODER.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            if depth == 0 and key is not None and text[pos:pos + 1] == "[":
+                inner, row = _salvage(text, pos, depth + 1)
+                out[key] = inner
+                return out, row
+            return out, len(out) + 1
+        if opener == "[":
+            out.append(value)
+        else:
+            out[key] = value
+        pos = _WS.match(text, pos).end()
+        sep = text[pos:pos + 1]
+        if sep == ",":
+            pos += 1
+        elif sep == closer:
+            return out, None
+        else:
+            return out, len(out) + 1
+
+
+def spread(samples: Sequence[Sample], limit: int | None,
+           key: Callable[[Sample], Any] = lambda s: s.family) -> list[Sample]:
+    """The first ``limit`` samples taken in turn from each group (family by default), in file
+    order within a group, so that a limit keeps the families balanced as in the bundled set."""
+    if limit is None or limit >= len(samples):
+        return list(samples)
+    groups: dict[Any, list[Sample]] = {}
+    for s in samples:
+        groups.setdefault(key(s), []).append(s)
+    out: list[Sample] = []
+    queues = [iter(g) for g in groups.values()]
+    while len(out) < limit and queues:
+        alive = []
+        for q in queues:
+            s = next(q, None)
+            if s is None:
+                continue
+            alive.append(q)
+            out.append(s)
+            if len(out) >= limit:
+                break
+        queues = alive
+    return out
