@@ -582,6 +582,8 @@ def data_convert(
     print(f"wrote {result['written']} samples ({result['format']}) to {result['out']}")
     if result["images_written"]:
         print(f"wrote {result['images_written']} embedded images to {result['images_folder']}")
+    if result["duplicates"]:
+        print(f"left out {result['duplicates']} samples already written from an earlier split")
     if result["errors"]:
         print(f"left out {result['errors']} rows with errors:")
         for message in result["error_messages"][:show]:
