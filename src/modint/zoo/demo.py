@@ -76,6 +76,7 @@ class DemoConfig:
     vision_lr: float = 2e-3
     lr: float = 1e-3
     mixture_lr: float = 3e-4
+    pointer_naming_rate: float = 0.3
     vision_lr_factor: float = 0.3
     weight_decay: float = 0.01
     warmup: int = 50
@@ -365,8 +366,11 @@ def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n
 
 
 def pointer_curriculum(steps: int) -> Callable:
-    """2 options for the first quarter of the stage, 3 for the second, then 4."""
+    """2 options for the first quarter of the stage, 3 for the second, then 4; naming examples
+    mixed in (text-only pointing alone made the model forget how to name what it sees)."""
     def make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
+        if rng.random() < cfg.pointer_naming_rate:
+            return naming_example(sample, rng, cfg)
         n = 2 if step < steps // 4 else 3 if step < steps // 2 else len(sample.options)
         return pointer_example(sample, rng, cfg, n_options=min(n, len(sample.options)))
     return make
