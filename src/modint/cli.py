@@ -54,7 +54,8 @@ def _progress() -> Progress:
 @app.command()
 def diagnose(
     model: str = typer.Option(DEFAULT_MODEL, help="Built-in name (tiny-random-llava), local directory or hub id."),
-    benchmark: str = typer.Option("mini", help="Registered benchmark name (see `modint data list`)."),
+    benchmark: str = typer.Option("mini", help="Registered name (`modint data list`), a dataset path (format "
+                                  "detected), or several, comma-separated."),
     split: str = typer.Option("test", help="Benchmark split."),
     conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: all heuristic ones "
                                              "that apply to each family; add pgd_pixel, pgd_embed or pgd_pixel@EPS "
@@ -99,7 +100,7 @@ def diagnose(
 @app.command()
 def attack(
     model: str = typer.Option(DEFAULT_MODEL, help="Built-in name, local directory or hub id."),
-    benchmark: str = typer.Option("mini", help="Registered benchmark name."),
+    benchmark: str = typer.Option("mini", help="Registered name, a dataset path, or several, comma-separated."),
     split: str = typer.Option("test", help="Benchmark split."),
     space: str = typer.Option("pixel,embed", help="pixel (text-heavy images, eps in 1/255), embed (the irrelevant "
                               "modality's LLM input embeddings, eps relative to their RMS), or both."),
@@ -187,7 +188,7 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
 @app.command()
 def train(
     model: str = typer.Option(DEFAULT_MODEL, help="Model to fine-tune: built-in name, local directory or hub id."),
-    benchmark: str = typer.Option("mini", help="Training benchmark."),
+    benchmark: str = typer.Option("mini", help="Training benchmark: a registered name or a dataset path."),
     split: str = typer.Option("train", help="Training split."),
     recipe: Optional[str] = typer.Option(None, help="sft, vqa_only, aug, aug_kl, aug_kl_pgd (= the paper's method; "
                                          "the default)."),
