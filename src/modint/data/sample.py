@@ -75,6 +75,8 @@ def load_image(sample: Sample) -> Image.Image | None:
 
 def validate_sample(sample: Sample) -> None:
     """Raise SampleError for a sample that cannot be scored (images are checked on load)."""
+    if isinstance(sample.meta, dict) and sample.meta.get("load_error"):  # a row its loader could not read
+        raise SampleError(str(sample.meta["load_error"]))
     if sample.family not in FAMILIES:
         raise SampleError(f"sample {sample.id!r}: unknown family {sample.family!r} (expected one of {', '.join(FAMILIES)})")
     n = len(sample.options)

@@ -1,7 +1,8 @@
 """What every benchmark loader shares: where a row is, row errors, answers, text, images, readers.
 
-A malformed row never stops a load. It becomes a *bad-row sample*: a Sample whose options are a
-``RowProblem``, so that ``validate_sample`` raises ``SampleError`` with the row's one-line message
+A malformed row never stops a load. It becomes a *bad-row sample*: a Sample with no options whose
+``meta["load_error"]`` holds the row's one-line message, which ``validate_sample`` raises as a
+``SampleError``
 ("mmbench.tsv row 7: answer 'E' is not among the options (A-D)") and the diagnosis engine turns it
 into error records like any other bad sample. ``row_error(sample)`` tells such samples apart
 without raising. Images are never decoded at load time: a sample holds a ``LazyImage`` (a
@@ -51,44 +52,17 @@ class Where:
         return f"{text} ({self.key})" if self.key else text
 
 
-class RowSampleError(SampleError, TypeError):
-    """The SampleError of a bad row. Being a TypeError too lets ``list(options)`` and
-    ``tuple(options)`` (which ask for a length only as a size hint) still give an empty list."""
-
-
-class RowProblem(tuple):
-    """The options of a row that could not be read: empty when iterated, and asking for their
-    number (``validate_sample`` does, first thing) raises the row's SampleError."""
-
-    def __new__(cls, message: str) -> "RowProblem":
-        obj = super().__new__(cls, ())
-        obj.message = message
-        return obj
-
-    def __getnewargs__(self) -> tuple:  # pickling / deepcopy keep the message
-        return (self.message,)
-
-    def __len__(self) -> int:
-        raise RowSampleError(self.message)
-
-    def __bool__(self) -> bool:
-        return False
-
-    def __repr__(self) -> str:
-        return f"RowProblem({self.message!r})"
-
-
 def bad_row(where: Where | str, sample_id: str, family: str, message: str) -> Sample:
     full = _BAD_BYTES.sub("\ufffd", f"{where}: {message}")
     sample_id = _BAD_BYTES.sub("\ufffd", str(sample_id))
     family = family if family in FAMILIES else "text_heavy"
-    return Sample(id=str(sample_id), family=family, question="", options=RowProblem(full), answer=None,
-                  meta={"error": full, "source": str(getattr(where, "file", where))})
+    return Sample(id=str(sample_id), family=family, question="", options=(), answer=None,
+                  meta={"load_error": full, "source": str(getattr(where, "file", where))})
 
 
 def row_error(sample: Sample) -> str | None:
     """The load error of a bad-row sample, None for a readable one."""
-    return sample.options.message if isinstance(sample.options, RowProblem) else None
+    return sample.meta.get("load_error") if isinstance(sample.meta, dict) else None
 
 
 def guarded(where: Where, sample_id: str, family: str, build: Callable[[], Sample | None]) -> Sample | None:
