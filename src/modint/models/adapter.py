@@ -91,8 +91,12 @@ class VLMAdapter:
             texts = [t + a for t, a in zip(texts, answers)]
         images = [s.image for s in samples if s.image is not None]
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        bos = self.tokenizer.bos_token
+        if bos and all(t.startswith(bos) for t in texts):  # the template wrote it (Gemma 3): no second BOS,
+            kwargs["add_special_tokens"] = False          # as transformers' own apply_chat_template decides
         if images:
-            kwargs["images"] = images
+            kwargs["images"] = [[s.image] if s.image is not None else [] for s in samples] \
+                if self.spec.images_per_row else images
         old_side = self.tokenizer.padding_side
         self.tokenizer.padding_side = padding_side
         try:

@@ -27,6 +27,9 @@ class FamilySpec:
     image_prefix: str | None = None
     text_only_template: str | None = None
     split_mixed_batches: bool = False
+    # Gemma 3: the processor reads a flat list of images as all belonging to the first prompt, so
+    # images go in one list per row ([[image], [], ...]; text-only rows get an empty list).
+    images_per_row: bool = False
 
 
 _QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
