@@ -20,7 +20,14 @@ FAMILIES = sorted(TINY_BUILDERS)
 # 2 x 2 tiles + the global view, each 4x4 patches shuffled by 2 = 4 tokens: 5 x 4 = 20.
 # BLIP-2 / InstructBLIP: the Q-Former's 4 query tokens, whatever the image.
 # PaliGemma: a fixed 32x32 resize, 4x4 patches = 16 tokens.
-EXPECTED_IMAGE_TOKENS = {"paligemma": 16, "blip-2": 4, "instructblip": 4, "idefics3": 20, "smolvlm": 20, "llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2}
+# Qwen3-VL: 16 px patches merged 2x2 (32 px per token): resized to 32 x 64 (multiples of 32 within
+# 32*32..64*64 pixels), 2 x 4 patches = 2 tokens.
+# LLaVA-OneVision: SigLIP, no CLS ("full"): the base tile (16) + the best pinpoint is 64x64 (2x2 tiles,
+# an 8 x 8 feature grid); unpadding to the 50:40 aspect keeps rows 1..6 (6 x 8 = 48) + a newline per
+# row (6); under anyres_max_9, so not pooled: 16 + 48 + 6 = 70.
+# Gemma 3: a fixed 32x32 resize, 4x4 patches average-pooled 2x2 = 4 soft tokens (mm_tokens_per_image).
+EXPECTED_IMAGE_TOKENS = {"paligemma": 16, "blip-2": 4, "instructblip": 4, "idefics3": 20, "smolvlm": 20, "llava": 16, "llava_next": 16 + 4 * 6 + 4, "qwen2_vl": 2, "qwen2_5_vl": 2,
+                         "qwen3_vl": 2, "llava_onevision": 16 + 6 * 8 + 6, "gemma3": 4}
 
 
 @pytest.fixture(scope="module", params=FAMILIES)

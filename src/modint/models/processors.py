@@ -1,13 +1,16 @@
-"""A stand-in processor for families whose own processor class cannot be built on a machine
-without torchvision (Qwen2-VL / Qwen2.5-VL: the processor insists on a video processor).
+"""Stand-in processors for families whose own processor class cannot be built on a machine
+without torchvision (Qwen2-VL / Qwen2.5-VL / Qwen3-VL, LLaVA-OneVision: the processor insists on
+a video processor).
 
-It is what those processors do for images: the family's PIL image processor makes the pixel
-patches and the grid of each image, and every image placeholder in the text is expanded to the
-number of tokens that image becomes (grid_t * grid_h * grid_w / merge_size**2).
+For Qwen, ``ExpandingProcessor`` does what those processors do for images: the family's PIL image
+processor makes the pixel patches and the grid of each image, and every image placeholder in the
+text is expanded to the number of tokens that image becomes (grid_t * grid_h * grid_w / merge_size**2).
+For LLaVA-OneVision, its own processor class serves once the video processor is taken out.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import torch
@@ -99,3 +102,50 @@ def smolvlm_stand_in(source: str, config):
     template = template_file.read_text() if template_file.exists() else getattr(tokenizer, "chat_template", None)
     return Idefics3Processor(image_processor=SmolVLMImageProcessorPil.from_pretrained(source), tokenizer=tokenizer,
                              image_seq_len=seq_len, chat_template=template)
+
+
+def image_only_onevision_processor(**kwargs):
+    """LLaVA-OneVision's own processor without its video processor (which needs torchvision): the
+    same placeholder expansion (base tile + unpadded anyres grid + a newline per row, pooled to
+    at most ``anyres_max_N`` tiles), so image prompts match the real processor token for token."""
+    return _image_only_onevision_class()(**kwargs)
+
+
+@functools.cache
+def _image_only_onevision_class():
+    from transformers import LlavaOnevisionProcessor
+
+    class LlavaOnevisionImageOnlyProcessor(LlavaOnevisionProcessor):
+        # ProcessorMixin takes its sub-processors from this signature: no video_processor here.
+        def __init__(self, image_processor=None, tokenizer=None, num_image_tokens=None,
+                     vision_feature_select_strategy=None, chat_template=None, image_token="<image>",
+                     video_token="<video>", vision_aspect_ratio="anyres_max_9", **kwargs):
+            super().__init__(image_processor, tokenizer, None, num_image_tokens=num_image_tokens,
+                             vision_feature_select_strategy=vision_feature_select_strategy, chat_template=chat_template,
+                             image_token=image_token, video_token=video_token, vision_aspect_ratio=vision_aspect_ratio)
+
+    # Saved under the family's own class name: AutoProcessor then loads the real processor where
+    # torchvision is installed and fails where it is not (and loading falls back to this stand-in),
+    # instead of quietly returning the bare tokenizer for an unknown processor class.
+    LlavaOnevisionImageOnlyProcessor.__name__ = LlavaOnevisionImageOnlyProcessor.__qualname__ = "LlavaOnevisionProcessor"
+    return LlavaOnevisionImageOnlyProcessor
+
+
+def llava_onevision_stand_in(source: str, config):
+    """The image-only LLaVA-OneVision processor, its settings read from the model config (tokens
+    per tile = (image_size / patch_size)**2, the feature strategy, the anyres_max limit)."""
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil)
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    vision = config.vision_config
+    template_file = Path(source) / "chat_template.jinja"
+    template = template_file.read_text() if template_file.exists() else getattr(tokenizer, "chat_template", None)
+    return image_only_onevision_processor(
+        image_processor=LlavaOnevisionImageProcessorPil.from_pretrained(source), tokenizer=tokenizer,
+        num_image_tokens=(vision.image_size // vision.patch_size) ** 2,
+        vision_feature_select_strategy=config.vision_feature_select_strategy,
+        vision_aspect_ratio=config.vision_aspect_ratio, chat_template=template)

@@ -48,10 +48,17 @@ SPECS: dict[str, FamilySpec] = {
     "llava": FamilySpec("llava", "LLaVA-1.5", ("llava-hf/llava-1.5-7b-hf", "llava-hf/llava-1.5-13b-hf")),
     "llava_next": FamilySpec("llava_next", "LLaVA-NeXT (1.6)", ("llava-hf/llava-v1.6-mistral-7b-hf",
                                                               "llava-hf/llava-v1.6-vicuna-7b-hf")),
+    "llava_onevision": FamilySpec("llava_onevision", "LLaVA-OneVision",
+                                  ("llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "llava-hf/llava-onevision-qwen2-7b-ov-hf"),
+                                  stand_in="modint.models.processors.llava_onevision_stand_in"),
     "qwen2_vl": FamilySpec("qwen2_vl", "Qwen2-VL", ("Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-VL-7B-Instruct"),
                            image_token="<|image_pad|>", stand_in="modint.models.processors.qwen_stand_in"),
     "qwen2_5_vl": FamilySpec("qwen2_5_vl", "Qwen2.5-VL", ("Qwen/Qwen2.5-VL-3B-Instruct", "Qwen/Qwen2.5-VL-7B-Instruct"),
                              image_token="<|image_pad|>", stand_in="modint.models.processors.qwen_stand_in"),
+    "qwen3_vl": FamilySpec("qwen3_vl", "Qwen3-VL", ("Qwen/Qwen3-VL-4B-Instruct", "Qwen/Qwen3-VL-8B-Instruct"),
+                           image_token="<|image_pad|>", stand_in="modint.models.processors.qwen_stand_in"),
+    "gemma3": FamilySpec("gemma3", "Gemma 3", ("google/gemma-3-4b-it", "google/gemma-3-12b-it"),
+                         image_token="<image_soft_token>", images_per_row=True),
 }
 
 

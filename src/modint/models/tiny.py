@@ -92,8 +92,9 @@ QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|
 
 
 def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
-    """A Qwen2-VL / Qwen2.5-VL model (14 px patches merged 2x2) with the stand-in processor
-    (Qwen2VLProcessor needs torchvision). mrope_section sums to head_dim / 2."""
+    """A Qwen2-VL / Qwen2.5-VL model (14 px patches merged 2x2) or a Qwen3-VL one (16 px patches
+    merged 2x2, a learned 4x4 position grid, deepstack features from vision layer 0) with the
+    stand-in processor (the Qwen processors need torchvision). mrope_section sums to head_dim / 2."""
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from modint.models.processors import ExpandingProcessor
@@ -110,7 +111,19 @@ def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
                 **_special_ids(tokenizer))
     common = dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                   vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
-    if version == "qwen2_vl":
+    patch, norm = 14, {}
+    if version == "qwen3_vl":
+        from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration
+
+        text.update(head_dim=hidden // heads)
+        text["rope_parameters"]["mrope_interleaved"] = True
+        patch, norm = 16, dict(image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        vision = dict(depth=layers, hidden_size=hidden, intermediate_size=2 * hidden, num_heads=heads,
+                      out_hidden_size=hidden, patch_size=patch, spatial_merge_size=2, temporal_patch_size=2,
+                      num_position_embeddings=16, deepstack_visual_indexes=[0], in_channels=3)
+        config = Qwen3VLConfig(text_config=text, vision_config=vision, **common)
+        model_class = Qwen3VLForConditionalGeneration
+    elif version == "qwen2_vl":
         from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
 
         vision = dict(depth=layers, embed_dim=hidden, hidden_size=hidden, num_heads=heads, patch_size=14,
@@ -127,13 +140,103 @@ def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
         model_class = Qwen2_5_VLForConditionalGeneration
     torch.manual_seed(seed)
     model = model_class(config).eval()
-    image_processor = Qwen2VLImageProcessorPil(min_pixels=28 * 28, max_pixels=56 * 56, patch_size=14, merge_size=2,
-                                               temporal_patch_size=2)
+    side = 2 * patch  # one merged token
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=side * side, max_pixels=4 * side * side, patch_size=patch,
+                                               merge_size=2, temporal_patch_size=2, **norm)
     return model, ExpandingProcessor(image_processor, tokenizer, "<|image_pad|>", QWEN_CHAT_TEMPLATE)
 
 
 def tiny_qwen2_5_vl(seed: int = 0):
     return tiny_qwen2_vl(seed, version="qwen2_5_vl")
+
+
+def tiny_qwen3_vl(seed: int = 0):
+    return tiny_qwen2_vl(seed, version="qwen3_vl")
+
+
+# LLaVA-OneVision's conversation format: Qwen's turns, "<image>" and a newline before the text.
+ONEVISION_CHAT_TEMPLATE = (
+    "{% for message in messages %}" + MESSAGE_PARTS + "<|im_start|>{{ message['role'] }}" + NL +
+    render_parts("<image>" + NL) + "<|im_end|>" + NL + "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant" + NL + "{% endif %}"
+)
+
+
+def tiny_llava_onevision(seed: int = 0):
+    """LLaVA-OneVision: SigLIP tower (16 tokens per 32 px tile, no CLS: "full" features), a Qwen2
+    LM, anyres tiling over 1x1..2x2 tiles with unpadding and a newline per row, anyres_max_9. Its
+    processor without the video processor (that one needs torchvision)."""
+    from transformers import LlavaOnevisionConfig, LlavaOnevisionForConditionalGeneration, Qwen2Config, SiglipVisionConfig
+    from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+        LlavaOnevisionImageProcessorPil)
+
+    from modint.models.processors import image_only_onevision_processor
+
+    tokenizer = train_bpe_tokenizer(chat_template=ONEVISION_CHAT_TEMPLATE)
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<video>"]})
+    n = TINY_IMAGE_SIZE
+    pinpoints = [[n, n], [n, 2 * n], [2 * n, n], [2 * n, 2 * n]]
+    text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
+                       num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=2,
+                       max_position_embeddings=2048, **_special_ids(tokenizer))
+    config = LlavaOnevisionConfig(vision_config=SiglipVisionConfig(**_vision()).to_dict(), text_config=text.to_dict(),
+                                  image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+                                  video_token_index=tokenizer.convert_tokens_to_ids("<video>"),
+                                  vision_feature_select_strategy="full", vision_feature_layer=-1,
+                                  image_grid_pinpoints=pinpoints, vision_aspect_ratio="anyres_max_9")
+    torch.manual_seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    image_processor = LlavaOnevisionImageProcessorPil(size={"height": n, "width": n}, image_grid_pinpoints=pinpoints,
+                                                      image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = image_only_onevision_processor(
+        image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=(n // TINY_PATCH) ** 2,
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", chat_template=ONEVISION_CHAT_TEMPLATE)
+    return model, processor
+
+
+# Gemma 3's conversation format: the system text opens the first user turn, the assistant is
+# "model", an image is "<start_of_image>" (the processor expands it to the soft tokens).
+GEMMA3_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for message in messages %}" + MESSAGE_PARTS +
+    "{% if message['role'] == 'system' %}<start_of_turn>user" + NL + "{% for p in parts %}{{ p['text'] }}{% endfor %}" +
+    NL + NL + "{% else %}{% if not (loop.index0 == 1 and messages[0]['role'] == 'system') %}<start_of_turn>"
+    "{{ 'model' if message['role'] == 'assistant' else message['role'] }}" + NL + "{% endif %}" +
+    render_parts("<start_of_image>") + "<end_of_turn>" + NL + "{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model" + NL + "{% endif %}"
+)
+GEMMA3_SPECIAL = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
+
+
+def tiny_gemma3(seed: int = 0):
+    """Gemma 3: SigLIP tower (4x4 patches of a 32 px image) average-pooled 2x2 to 4 soft tokens,
+    a Gemma 3 LM (sliding + full attention layers, bidirectional attention within an image). The
+    projection weight starts at zero in transformers; it is drawn at random here so gradients
+    reach the pixels."""
+    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, PreTrainedTokenizerFast,
+                              SiglipVisionConfig)
+    from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
+
+    base = train_bpe_tokenizer(chat_template=GEMMA3_CHAT_TEMPLATE)
+    base.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>", *GEMMA3_SPECIAL.values()]})
+    # Gemma3Processor reads tokenizer.boi_token / eoi_token / image_token: named special tokens.
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, pad_token="<pad>", bos_token="<s>",
+                                        eos_token="</s>", unk_token="<unk>", **GEMMA3_SPECIAL)
+    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    tokens = (TINY_IMAGE_SIZE // TINY_PATCH // 2) ** 2
+    image_processor = Gemma3ImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+                                              image_mean=[0.5] * 3, image_std=[0.5] * 3)
+    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=tokens,
+                                chat_template=GEMMA3_CHAT_TEMPLATE)
+    text = dict(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS,
+                num_attention_heads=2, num_key_value_heads=1, head_dim=HIDDEN // 2, query_pre_attn_scalar=HIDDEN // 2,
+                sliding_window=64, layer_types=["sliding_attention", "full_attention"], **_special_ids(tokenizer))
+    config = Gemma3Config(text_config=text, vision_config=SiglipVisionConfig(**_vision()).to_dict(),
+                          mm_tokens_per_image=tokens, boi_token_index=tokenizer.boi_token_id,
+                          eoi_token_index=tokenizer.eoi_token_id, image_token_index=tokenizer.image_token_id)
+    torch.manual_seed(seed)
+    model = Gemma3ForConditionalGeneration(config).eval()
+    torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight, std=0.02)
+    return model, processor
 
 
 IDEFICS3_CHAT_TEMPLATE = (
@@ -234,7 +337,8 @@ def tiny_paligemma(seed: int = 0):
 
 
 TINY_BUILDERS: dict[str, Callable] = {"paligemma": tiny_paligemma, "blip-2": tiny_blip_2, "instructblip": tiny_instructblip, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
-                                      "qwen2_5_vl": tiny_qwen2_5_vl}
+                                      "qwen2_5_vl": tiny_qwen2_5_vl, "qwen3_vl": tiny_qwen3_vl,
+                                      "llava_onevision": tiny_llava_onevision, "gemma3": tiny_gemma3}
 
 
 def build_tiny(family: str, seed: int = 0):
