@@ -63,7 +63,7 @@ class DemoConfig:
     # Deep supervision: the LM layer whose output, read through the final norm and the tied
     # unembedding at the answer position, must already name the answer's concept ("star"), so
     # the layers above it only have to find that concept's option letter (see _concept_loss).
-    concept_layer: int = 3
+    concept_layer: int | None = None  # None: half the LM's depth (3 of 6)
     concept_weight: float = 0.5
     vocab_size: int = 2048
     train_per_family: int = 3000
@@ -562,8 +562,8 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             out = model(**inputs, output_hidden_states=cfg.concept_weight > 0)
             loss = out.loss
             if cfg.concept_weight > 0:
-                loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts,
-                                                                 cfg.concept_layer)
+                layer = cfg.concept_layer or max(1, cfg.text_layers // 2)
+                loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts, layer)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
