@@ -107,6 +107,9 @@ def test_saved_tiny_model_loads_through_the_generic_path(tmp_path, mixed_samples
         path = save_tiny(family, tmp_path / family)
         loaded = load_adapter(str(path))
         assert loaded.spec.model_type == family
+        # the reloaded processor must still expand images (a tokenizer-only fallback would not)
+        batch = loaded.encode(mixed_samples[:1])
+        assert int(batch.image_token_mask.sum()) == EXPECTED_IMAGE_TOKENS[family], family
         assert abs(loaded.score(mixed_samples[:1])[0].probs.sum() - 1) < 1e-6
 
 
@@ -126,7 +129,7 @@ def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
     assert sum(c["n"] for c in summary["conditions"]) > 0 and all(c["errors"] == 0 for c in summary["conditions"])
 
 
-@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
 def test_differentiable_preprocessing_matches_the_processor(family, mixed_samples):
     model, processor = build_tiny(family, seed=0)
     adapter = VLMAdapter(model.float().eval(), processor)

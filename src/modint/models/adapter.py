@@ -22,7 +22,7 @@ from modint.models.specs import FamilySpec, spec_for
 
 log = logging.getLogger(__name__)
 
-QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl")  # flattened-patch pixel_values
+QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # flattened-patch pixel_values
 
 
 @dataclass
