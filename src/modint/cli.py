@@ -76,6 +76,9 @@ def diagnose(
     pgd_targeted: bool = typer.Option(False, help="Push toward the most likely wrong option instead of away from "
                                       "the gold one."),
     save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
+    facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "
+                                              "samples whose data has none (cached beside the data); default: "
+                                              "the built-in template."),
     strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
     trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
     quiet: bool = typer.Option(False, help="Print no table."),
@@ -89,7 +92,8 @@ def diagnose(
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
                             save_adversarial=save_adversarial)
-    summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code)
+    summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
+                   facts_model=facts_model)
     if summary and not quiet:
         out.print(summary_table(summary))
         if summary.get("robustness"):
@@ -152,7 +156,7 @@ def attack(
 
 
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
-         keep=None) -> dict:
+         keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
@@ -172,6 +176,17 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
                                trust_remote_code=trust_remote_code, seed=config.seed)
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
+    if facts_model:
+        from modint.data.facts_lm import adapter_writer, add_generated_facts, cache_path_for
+
+        try:
+            writer = adapter if facts_model == model else load_adapter(facts_model, device=device, dtype=dtype,
+                                                                       trust_remote_code=trust_remote_code)
+        except (ModelLoadError, ValueError) as exc:
+            usage_error(f"--facts-model: {exc}")
+        cache = cache_path_for(benchmark, facts_model, Path(out_dir))
+        err.print(f"modint: misleading facts by {facts_model} (cache: {cache})")
+        samples = add_generated_facts(samples, adapter_writer(writer), cache)
     run_info = {"model": model, "benchmark": benchmark, "split": split, "limit": limit,
                 "command": "modint " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
     with _progress() as bar:

@@ -334,5 +334,10 @@ class VLMAdapter:
         new_tokens = out[:, prompt_length:] if out.shape[1] > prompt_length or model is not self.model else out
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
+    def generate_text(self, requests: Sequence[str], max_new_tokens: int = 48) -> list[str]:
+        """Greedy free-text answers to text-only requests, in the family's prompt format."""
+        samples = [Sample(f"request-{i}", "text_heavy", text, (), 0) for i, text in enumerate(requests)]
+        return self.generate(samples, max_new_tokens=max_new_tokens)
+
     def parse(self, text: str, sample: Sample) -> int | None:
         return parse_answer(text, sample.options)

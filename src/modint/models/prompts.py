@@ -14,7 +14,10 @@ SYSTEM_PROMPT = (
 
 
 def user_text(sample: Sample) -> str:
-    """'Question:\\n...\\nOption:\\nA: ...' with any perturbation context placed before it."""
+    """'Question:\\n...\\nOption:\\nA: ...' with any perturbation context placed before it; a
+    sample without options is a free-text request (its question as written)."""
+    if not sample.options:
+        return f"{sample.context}\n{sample.question}" if sample.context else sample.question
     lines = [f"{letter}: {text}" for letter, text in zip(OPTION_LETTERS, sample.options)]
     body = f"Question:\n{sample.question}\nOption:\n" + "\n".join(lines)
     return f"{sample.context}\n{body}" if sample.context else body
