@@ -27,6 +27,13 @@ err = Console(stderr=True)
 
 DEFAULT_MODEL = "tiny-random-llava"
 
+# Options every model-loading command shares (typer accepts one OptionInfo as several defaults).
+LIMIT_OPTION = typer.Option(None, min=1, help="At most this many samples, spread over families.")
+DEVICE_OPTION = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ...")
+DTYPE_OPTION = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")
+DEVICE_MAP_OPTION = typer.Option(None, help="'auto' to spread a large model over devices.")
+REMOTE_CODE_OPTION = typer.Option(False, help="Allow model code from the checkpoint (off by default).")
+
 
 def usage_error(message: str) -> None:
     """One clear line on stderr and exit code 2: the user asked for something that isn't there."""
@@ -60,13 +67,13 @@ def diagnose(
     conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: all heuristic ones "
                                              "that apply to each family; add pgd_pixel, pgd_embed or pgd_pixel@EPS "
                                              "for attacks). See `modint data conditions`."),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples, spread over families."),
+    limit: Optional[int] = LIMIT_OPTION,
     batch_size: int = typer.Option(16, min=1, help="Inputs per forward pass."),
     seed: int = typer.Option(0, help="Seed for perturbations, attack starts and bootstrap CIs."),
     out_dir: Path = typer.Option(Path("runs/diagnose"), "--out", help="Run directory (re-running resumes)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
-    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
-    device_map: Optional[str] = typer.Option(None, help="'auto' to spread a large model over devices."),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    device_map: Optional[str] = DEVICE_MAP_OPTION,
     scoring: str = typer.Option("letters", help="letters: option-letter probabilities from one forward pass; "
                                 "generate: greedy decoding + robust parsing."),
     switch_source: str = typer.Option("mixed", help="Images for switched_image: photos, benchmark or mixed."),
@@ -80,7 +87,7 @@ def diagnose(
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
     strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
-    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+    trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
     """Run a model over a benchmark under clean and perturbed conditions; write records.jsonl,
@@ -115,14 +122,14 @@ def attack(
     restarts: int = typer.Option(1, min=1, help="Random restarts (a sample keeps its most successful one)."),
     targeted: bool = typer.Option(False, help="Toward the most likely wrong option."),
     save_images: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
-    limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples, spread over families."),
+    limit: Optional[int] = LIMIT_OPTION,
     batch_size: int = typer.Option(16, min=1, help="Samples per attack batch."),
     seed: int = typer.Option(0, help="Seed for random starts (per sample) and bootstrap CIs."),
     out_dir: Path = typer.Option(Path("runs/attack"), "--out", help="Run directory (re-running resumes)."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
-    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
-    device_map: Optional[str] = typer.Option(None, help="'auto' to spread a large model over devices."),
-    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    device_map: Optional[str] = DEVICE_MAP_OPTION,
+    trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
     """Robustness curves: PGD on the irrelevant modality at each eps (accuracy and attack success
@@ -223,9 +230,9 @@ def train(
     eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in the final diagnosis."),
     diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
                                         "OUT/diagnosis."),
-    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ..."),
-    dtype: str = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16."),
-    trust_remote_code: bool = typer.Option(False, help="Allow model code from the checkpoint (off by default)."),
+    device: str = DEVICE_OPTION,
+    dtype: str = DTYPE_OPTION,
+    trust_remote_code: bool = REMOTE_CODE_OPTION,
 ) -> None:
     """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
     consistency), save it in the Hugging Face layout, and diagnose it. Runs under
