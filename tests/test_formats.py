@@ -559,3 +559,17 @@ def test_cli_diagnose_on_real_formats(tmp_path, make):
     assert scored and failed
     assert all(" row " in r["error"] for r in failed)
     assert json.loads((out / "summary.json").read_text())["conditions"]
+
+
+@pytest.mark.parametrize("make", [make_caltech, make_mini_imagenet, make_obqa, make_mmlu, make_scienceqa,
+                                  make_mmbench, make_seed, make_published, lambda root: make_generic(root)[0]])
+def test_every_format_runs_through_a_diagnosis(tmp_path, make, tiny_llava_adapter):
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+
+    path = make(tmp_path)
+    samples = load_benchmark(str(path), split="all", limit=5)
+    summary = run_diagnosis(tiny_llava_adapter, samples, tmp_path / "run",
+                            DiagnoseConfig(conditions=["clean", "noise_image"], n_boot=20))
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert records and any(r["error"] is None for r in records), path
+    assert summary["conditions"]
