@@ -25,7 +25,7 @@ app.add_typer(zoo_app, name="zoo")
 out = Console(width=None if sys.stdout.isatty() else 140)
 err = Console(stderr=True)
 
-DEFAULT_MODEL = "tiny-random-llava"
+DEFAULT_MODEL = "demo"
 
 # Options every model-loading command shares (typer accepts one OptionInfo as several defaults).
 LIMIT_OPTION = typer.Option(None, min=1, help="At most this many samples, spread over families.")
@@ -60,7 +60,7 @@ def _progress() -> Progress:
 
 @app.command()
 def diagnose(
-    model: str = typer.Option(DEFAULT_MODEL, help="Built-in name (tiny-random-llava), local directory or hub id."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Built-in name (demo: the embedded model; tiny-random-FAMILY), local directory or hub id."),
     benchmark: str = typer.Option("mini", help="Registered name (`modint data list`), a dataset path (format "
                                   "detected), or several, comma-separated."),
     split: str = typer.Option("test", help="Benchmark split."),
