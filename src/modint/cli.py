@@ -288,8 +288,6 @@ def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_
 
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     values: dict = dict(PRESETS.get(model, {}))
-    if values:
-        err.print(f"modint: using the {model!r} preset: {values} (override with --set or options)")
     if config_file is not None:
         try:
             loaded = yaml.safe_load(config_file.read_text()) or {}
@@ -313,6 +311,8 @@ def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_
         cfg.check()
     except (ValueError, TypeError) as exc:
         usage_error(str(exc))
+    if model in PRESETS:  # said once the settings are known to be valid
+        err.print(f"modint: using the {model!r} preset {PRESETS[model]} (override with --set or options)")
     return cfg
 
 
