@@ -120,11 +120,7 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     irrelevant modality, answer tokens excluded), differentiable w.r.t. the model's parameters
     but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
     batch = adapter.encode(anchors, with_answers=True)
-    with torch.no_grad():
-        captured: list[torch.Tensor] = []
-        with adapter._on_embeds(lambda e: captured.append(e.detach())):
-            adapter.forward(batch)
-        embeds = captured[0].float()
+    embeds = adapter.embed(batch).float()
     mask = irrelevant_mask(batch, anchors) & (batch.labels == -100)  # never the answer itself
     maskf = mask[..., None].float()
     counts = mask.sum(1).clamp_min(1)
@@ -228,17 +224,6 @@ def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter
     return params
 
 
-def _distributed():
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    from accelerate import PartialState
-
-    state = PartialState(cpu=not torch.cuda.is_available())
-    return state.process_index, state.num_processes
-
-
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
     if world <= 1:
         return
@@ -259,7 +244,9 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     cfg.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    rank, world = _distributed()
+    from modint.diagnose.engine import _distributed_state
+
+    rank, world, _ = _distributed_state()
     families_trained = RECIPES[cfg.recipe][0]
     samples = [s for s in samples if s.family in families_trained]
     quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}
