@@ -192,3 +192,69 @@ def test_pixel_and_embed_attacks_on_other_families(family, attack_samples):
     embed = attack(adapter, attack_samples, "embed", PGDConfig(eps=0, steps=1))
     for c, o in zip(adapter.score(attack_samples), embed):
         np.testing.assert_allclose(o.probs, c.probs, atol=1e-5)
+
+
+# ------------------------------------------------------------------ eps sweeps
+
+def _rec(eps, probs, gold=0, target=None, sid="s1", space="pixel"):
+    pred = int(np.argmax(probs))
+    return {"id": sid, "attack_space": space, "eps": eps, "probs": list(probs), "pred": pred, "gold": gold,
+            "correct": pred == gold, "attack_target": target, "perturbation": eps, "error": None}
+
+
+def test_a_sweep_reports_the_strongest_attack_within_each_ball():
+    from modint.diagnose.engine import strongest_within_ball
+
+    records = [
+        _rec(0, [0.9, 0.1]),
+        _rec(2, [0.3, 0.7]),   # broken at 2 ...
+        _rec(4, [0.6, 0.4]),   # ... PGD at 4 ended weaker: the eps-2 perturbation is inside this ball
+        _rec(8, [0.2, 0.8]),   # broken again, more strongly: its own outcome
+        _rec(1, [0.95, 0.05], sid="s2"),  # another sample is its own sweep
+        _rec(2, [0.6, 0.4], sid="s2", space="embed"),  # another space too
+    ]
+    strongest_within_ball(records)
+    at = {(r["id"], r["attack_space"], r["eps"]): r for r in records}
+    assert at["s1", "pixel", 4]["probs"] == [0.3, 0.7] and at["s1", "pixel", 4]["correct"] is False
+    assert at["s1", "pixel", 4]["found_at_eps"] == 2 and at["s1", "pixel", 4]["perturbation"] == 2
+    assert at["s1", "pixel", 4]["eps"] == 4  # the record stays the eps-4 condition's
+    for key in [("s1", "pixel", 0), ("s1", "pixel", 2), ("s1", "pixel", 8), ("s2", "pixel", 1), ("s2", "embed", 2)]:
+        assert "found_at_eps" not in at[key]
+    assert at["s1", "pixel", 8]["probs"] == [0.2, 0.8]
+
+
+def test_among_unbroken_outcomes_the_lower_gold_probability_wins_and_targets_count_for_targeted():
+    from modint.diagnose.engine import strongest_within_ball
+
+    records = [_rec(1, [0.5, 0.3, 0.2]), _rec(2, [0.7, 0.2, 0.1])]
+    strongest_within_ball(records)
+    assert records[1]["probs"] == [0.5, 0.3, 0.2] and records[1]["found_at_eps"] == 1
+    # Targeted toward option 2: reaching the target beats merely leaving the gold option.
+    records = [_rec(1, [0.2, 0.1, 0.7], target=2), _rec(2, [0.1, 0.8, 0.1], target=2)]
+    strongest_within_ball(records)
+    assert records[1]["pred"] == 2 and records[1]["found_at_eps"] == 1
+
+
+@pytest.mark.slow
+def test_accuracy_does_not_increase_with_eps_on_the_demo_model(tmp_path):
+    from modint.data.mini import load_mini
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.models.loading import load_adapter
+
+    adapter = load_adapter("demo")
+    samples = [s for s in load_mini("test") if s.family == "text_heavy"][:12]
+    eps = [0, 1, 2, 4, 8]
+    config = DiagnoseConfig(conditions=["noise_image"] + [f"pgd_pixel@{e}" for e in eps], batch_size=12,
+                            attack={"steps": 4, "step_rule": "sign", "restarts": 1})
+    summary = run_diagnosis(adapter, samples, tmp_path, config)
+    (curve,) = [c for c in summary["robustness"] if c["space"] == "pixel"]
+    accuracy = [p["accuracy"] for p in curve["points"]]
+    assert [p["eps"] for p in curve["points"]] == eps and all(p["n"] == len(samples) for p in curve["points"])
+    assert all(a >= b for a, b in zip(accuracy, accuracy[1:])), accuracy
+    assert accuracy[-1] < accuracy[0]  # the attack does something on this model
+    import json
+    records = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    for sid in {r["id"] for r in records}:  # per sample: once broken, broken at every larger eps
+        ok = [r["correct"] for r in sorted((r for r in records if r["id"] == sid and r.get("attack_space")),
+                                           key=lambda r: r["eps"])]
+        assert ok == sorted(ok, reverse=True), (sid, ok)

@@ -9,6 +9,7 @@ takes a disjoint shard of the samples and rank 0 merges the shards into one run 
 from __future__ import annotations
 
 import logging
+import math
 import platform
 import sys
 import time
@@ -140,6 +141,7 @@ class Scorer:
         for condition, rows in attacked.items():
             for i, rec in zip(rows, self._attack(condition, [prepared[i][0] for i in rows])):
                 records[i] = rec
+        strongest_within_ball([records[i] for rows in attacked.values() for i in rows])
         return records  # type: ignore[return-value]
 
     def _score(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
@@ -173,6 +175,47 @@ class Scorer:
                 rec["adversarial_image"] = f"adversarial/{name}"
             records.append(rec)
         return records
+
+
+def _attack_strength(record: dict) -> tuple[bool, float]:
+    """How far an attack got: success first (wrong answer; targeted: the target), then the
+    attack's own objective (the gold option's loss; targeted: the target's log-probability)."""
+    probs = record["probs"]
+    target = record.get("attack_target")
+    if target is not None:
+        return record["pred"] == target, math.log(max(probs[target], 1e-12))
+    return record["pred"] != record["gold"], -math.log(max(probs[record["gold"]], 1e-12))
+
+
+# What a weaker attack's record carries over when it is the strongest one within a larger ball.
+_OUTCOME_FIELDS = ("probs", "pred", "correct", "attack_target", "perturbation", "adversarial_image")
+
+
+def strongest_within_ball(records: list[dict]) -> None:
+    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball.
+
+    A perturbation found at a smaller eps is also inside every larger ball, so when PGD at the
+    larger eps ends weaker (PGD is a local search), the smaller one's outcome is the better
+    estimate of robustness there. Such records keep their own condition and eps and say where
+    the outcome came from in ``found_at_eps``. This makes accuracy non-increasing in eps for every
+    sample, as it is for the true worst case (AutoAttack reports the worst case over attacks in
+    the same way)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for rec in records:
+        if rec.get("error") is None and rec.get("probs") is not None:
+            groups.setdefault((rec["id"], rec["attack_space"]), []).append(rec)
+    for group in groups.values():
+        best = None
+        for rec in sorted(group, key=lambda r: r["eps"]):
+            if best is not None and _attack_strength(best) > _attack_strength(rec):
+                for key in _OUTCOME_FIELDS:
+                    if key in best:
+                        rec[key] = best[key]
+                    else:
+                        rec.pop(key, None)
+                rec["found_at_eps"] = best.get("found_at_eps", best["eps"])
+            else:
+                best = rec
 
 
 def _safe(text: str) -> str:
