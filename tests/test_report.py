@@ -298,6 +298,47 @@ def test_compare_cli(tmp_path):
     assert (tmp_path / "cmp.html").read_text().count('fill-opacity="0.14"') == 2  # one radar polygon per run
 
 
+def attacked_runs(tmp_path):
+    """Two runs of the same 8 text-heavy samples under a pixel sweep: the second loses fewer."""
+    from modint.diagnose.metrics import robustness_curves
+
+    ids = [f"t{i}" for i in range(8)]
+    runs = []
+    for name, broken in (("base", {1: 4, 4: 6}), ("mitigated", {1: 0, 4: 1})):
+        records = [rec(i, "noise_image", 0, 0, family="text_heavy") for i in ids]
+        for eps in (0, 1, 4):
+            for k, i in enumerate(ids):
+                r = rec(i, f"pgd_pixel@{eps}", 0, 1 if k < broken.get(eps, 0) else 0, family="text_heavy")
+                records.append({**r, "attack_space": "pixel", "eps": float(eps)})
+        path = make_run(tmp_path / name, records)
+        summary = json.loads((path / rundir.SUMMARY).read_text())
+        summary["robustness"] = robustness_curves(records, REFERENCE_CONDITION)
+        rundir.write_json(path / rundir.SUMMARY, summary)
+        runs.append(path)
+    return runs
+
+
+def test_compare_shows_both_robustness_curves_and_which_model_is_more_robust(tmp_path):
+    from modint.report.compare import robustness_verdict
+
+    base, mitigated = attacked_runs(tmp_path)
+    cmp = compare_runs([base, mitigated])
+    (curve,) = cmp.robustness
+    assert (curve["family"], curve["space"], curve["eps"]) == ("text_heavy", "pixel", [0.0, 1.0, 4.0])
+    assert curve["accuracy"] == [[1.0, 0.5, 0.25], [1.0, 1.0, 0.875]]
+    (paired,) = curve["paired"]  # eps 1 and 4: 16 shared records, 10 wrong before, 1 after, never the reverse
+    assert (paired.n, paired.b, paired.c) == (16, 0, 9) and paired.p == pytest.approx(2 * 0.5 ** 9)
+    line = robustness_verdict(curve, cmp.labels, 1)
+    assert "mitigated more robust than base" in line and "37.5% -> 93.8%" in line, line
+    html = render_comparison(cmp)
+    assert 'id="robustness"' in html and html.count("<polyline") == 2
+    result = run_cli("compare", base, mitigated)
+    assert result.returncode == 0 and "more robust than base" in result.stdout, result.stderr
+    # Swapped, the verdict turns round; runs without attacks have no robustness section.
+    assert "less robust" in robustness_verdict(compare_runs([mitigated, base]).robustness[0], ["m", "b"], 1)
+    assert 'id="robustness"' not in render_comparison(compare_runs(two_runs(tmp_path / "plain")))
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 

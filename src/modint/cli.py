@@ -515,13 +515,16 @@ def compare(
 ) -> None:
     """Runs side by side: accuracy per family x condition per run, and for each later run an exact
     McNemar test against the first on the (id, condition) records they share (* marks p < 0.05)."""
-    from modint.report.compare import RunError, compare_runs, comparison_table, write_comparison
+    from modint.report.compare import RunError, compare_runs, comparison_table, robustness_verdict, write_comparison
 
     try:
         cmp = compare_runs(run_dirs)
     except RunError as exc:
         usage_error(str(exc))
     out.print(comparison_table(cmp))
+    for curve in cmp.robustness:
+        for i in range(1, len(cmp.runs)):
+            out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)
     if out_file is not None:
         out.print(f"wrote {write_comparison(cmp, out_file)}")
 

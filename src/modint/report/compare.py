@@ -54,6 +54,8 @@ class Comparison:
     # per later run (index 1..): overall and per (family, condition)
     overall: list[Paired] = field(default_factory=list)
     per_key: list[dict[tuple[str, str], Paired]] = field(default_factory=list)
+    # per (family, attack space) that any run attacked: the curves side by side, see _robustness
+    robustness: list[dict] = field(default_factory=list)
 
     def accuracy(self, key: tuple[str, str], run: int) -> float | None:
         kn = self.counts[key][run]
@@ -124,7 +126,44 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
         for idc in shared:
             by_key.setdefault((family_of[idc], idc[1]), set()).add(idc)
         cmp.per_key.append({k: _paired(oks[0], later, ids) for k, ids in by_key.items()})
+    cmp.robustness = _robustness(runs, oks)
     return cmp
+
+
+def _robustness(runs: Sequence[Run], oks: list[dict]) -> list[dict]:
+    """Per (family, space) in any run's summary["robustness"]: the union of eps values, each
+    run's accuracy there (None where it did not attack at that eps), and per later run a paired
+    test against the first over all attacked records (eps > 0) the two share: is it more robust?"""
+    curves: dict[tuple[str, str], dict] = {}
+    for i, run in enumerate(runs):
+        for c in (run.summary or {}).get("robustness") or []:
+            entry = curves.setdefault((str(c.get("family")), str(c.get("space"))),
+                                      {"family": c.get("family"), "space": c.get("space"),
+                                       "eps_unit": c.get("eps_unit") or "", "by_run": [{} for _ in runs]})
+            for p in c.get("points") or []:
+                entry["by_run"][i][float(p["eps"])] = p.get("accuracy")
+    out = []
+    for (family, space), entry in sorted(curves.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+        eps = sorted({e for run in entry["by_run"] for e in run})
+        attacked = [{k for k, r in ok.items() if str(r.get("family")) == family and r.get("attack_space") == space
+                     and float(r.get("eps") or 0) > 0} for ok in oks]
+        paired = [_paired(oks[0], oks[i], attacked[0] & attacked[i]) for i in range(1, len(runs))]
+        out.append({"family": family, "space": space, "eps_unit": entry["eps_unit"], "eps": eps,
+                    "accuracy": [[run.get(e) for e in eps] for run in entry["by_run"]], "paired": paired})
+    return out
+
+
+def robustness_verdict(curve: dict, labels: Sequence[str], i: int) -> str:
+    """One line: run i against the first on one curve (i >= 1)."""
+    p = curve["paired"][i - 1]
+    where = f"{curve['family']} · {curve['space']} space"
+    if not p.n:
+        return f"{where}: {labels[i]} and {labels[0]} share no attacked records (eps > 0)"
+    verdict = ("more robust" if p.significant and p.delta > 0 else "less robust" if p.significant and p.delta < 0
+               else "no significant difference in robustness")
+    return (f"{where}: {labels[i]} {verdict} than {labels[0]} under attack (eps > 0, n={p.n}): accuracy "
+            f"{100 * p.acc_first:.1f}% -> {100 * p.acc_this:.1f}% ({100 * p.delta:+.1f} points, b={p.b} c={p.c}, "
+            f"McNemar p={p.p:.3g})")
 
 
 def _acc_text(cmp: Comparison, key: tuple[str, str], i: int) -> str:
@@ -216,8 +255,23 @@ def render_comparison(cmp: Comparison) -> str:
             f'<section id="radar"><h2>Accuracy over all conditions</h2>{radar}</section>'
             f'<section id="table"><h2>Accuracy per run</h2><div class="scroll"><table class="data">{head}'
             f'{"".join(rows)}</table></div></section>')
+    nav = [("runs", "Runs"), ("radar", "Radar"), ("table", "Table")]
+    if cmp.robustness:
+        cards = []
+        for c in cmp.robustness:
+            unit = c["eps_unit"]
+            cards.append('<div class="card">' + svg.line_plot(
+                c["eps"], [(label, acc) for label, acc in zip(cmp.labels, c["accuracy"])],
+                f"{c['family']} · {c['space']} space: accuracy", f"eps ({unit})" if unit else "eps") + "</div>")
+        verdicts = "".join(f"<li>{esc(robustness_verdict(c, cmp.labels, i))}</li>"
+                           for c in cmp.robustness for i in range(1, len(cmp.runs)))
+        body += (f'<section id="robustness"><h2>Robustness curves</h2><p class="muted">Accuracy under PGD on the '
+                 f'irrelevant modality against eps, one line per run; the verdict pairs the attacked records '
+                 f'(eps &gt; 0) the runs share.</p><ul>{verdicts}</ul><div class="cards">{"".join(cards)}</div>'
+                 '</section>')
+        nav.append(("robustness", "Robustness"))
     title = "modint comparison: " + " vs ".join(cmp.labels)
-    return page(title, f"{len(cmp.runs)} runs", [("runs", "Runs"), ("radar", "Radar"), ("table", "Table")], body)
+    return page(title, f"{len(cmp.runs)} runs", nav, body)
 
 
 def write_comparison(cmp: Comparison, path: str | Path) -> Path:
@@ -228,4 +282,4 @@ def write_comparison(cmp: Comparison, path: str | Path) -> Path:
 
 
 __all__ = ["Comparison", "Paired", "RunError", "compare_runs", "comparison_table", "render_comparison",
-           "write_comparison"]
+           "robustness_verdict", "write_comparison"]
