@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -189,6 +190,84 @@ def test_resume_gives_the_same_weights(tmp_path, train_samples):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
     log = [json.loads(l) for l in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2, 3, 4]  # the log holds no step twice
+
+
+class IdentityAccelerator:
+    """What the FSDP / DeepSpeed path asks of accelerate, on one process (accelerate refuses to
+    start FSDP or DeepSpeed without GPUs): prepare, backward, clipping, state save/load, gather."""
+
+    def __init__(self):
+        self.calls = []
+
+    def prepare(self, model, opt):
+        self.calls.append("prepare")
+        self.opt = opt
+        return model, opt
+
+    def backward(self, loss):
+        self.calls.append("backward")
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+    def wait_for_everyone(self):
+        pass
+
+    def save_state(self, folder):
+        self.calls.append("save_state")
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        torch.save({"model": self.model_state(), "opt": self.opt.state_dict()}, Path(folder) / "fake.pt")
+
+    def load_state(self, folder):
+        state = torch.load(Path(folder) / "fake.pt", weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["opt"])
+
+    def model_state(self):
+        return {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    def get_state_dict(self, model):
+        self.calls.append("get_state_dict")
+        return model.state_dict()
+
+
+def test_the_sharded_path_trains_checkpoints_and_resumes_like_the_plain_one(tmp_path, train_samples, monkeypatch):
+    import modint.mitigate.train as train_module
+
+    cfg = dict(recipe="aug_kl_pgd", max_steps=4, lr=1e-3, quotas={"image_heavy": 1, "text_heavy": 1, "vqa": 1})
+    plain = _fresh_adapter()
+    train(plain, train_samples, tmp_path / "plain", TrainConfig(**cfg))
+    made = []
+
+    def fake():
+        made.append(IdentityAccelerator())
+        return made[-1]
+
+    monkeypatch.setattr(train_module, "sharded_accelerator", fake)
+    first = _fresh_adapter()
+    monkeypatch.setattr(IdentityAccelerator, "model", first.model, raising=False)
+    train(first, train_samples, tmp_path / "sharded", TrainConfig(**cfg, checkpoint_every=2))
+    assert made[0].calls.count("backward") == 4 and "save_state" in made[0].calls and "get_state_dict" in made[0].calls
+    assert json.loads((tmp_path / "sharded" / "checkpoint" / "sharded" / "step.json").read_text()) == {"step": 2}
+    resumed = _fresh_adapter()
+    monkeypatch.setattr(IdentityAccelerator, "model", resumed.model, raising=False)
+    train(resumed, train_samples, tmp_path / "sharded", TrainConfig(**cfg, checkpoint_every=2), resume=True)
+    assert made[1].calls.count("backward") == 2  # steps 3 and 4 only
+    for (n, p), (_, q) in zip(plain.model.named_parameters(), resumed.model.named_parameters()):
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
+    with pytest.raises(ValueError, match="lora under FSDP/DeepSpeed"):
+        train(_fresh_adapter(), train_samples, tmp_path / "lora", TrainConfig(**{**cfg, "trainable": "lora"}))
+
+
+def test_sharded_accelerator_only_for_fsdp_or_deepspeed_launches(monkeypatch):
+    from modint.mitigate.train import sharded_accelerator
+
+    for var in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"):
+        monkeypatch.delenv(var, raising=False)
+    assert sharded_accelerator() is None
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    assert sharded_accelerator() is None
 
 
 @pytest.mark.slow

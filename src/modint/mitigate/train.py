@@ -9,8 +9,12 @@ One training step (``step_loss``) for anchors drawn with modality quotas:
   + lambda * mean consistency(view || sg(anchor))`` with the adversarial views (embedding PGD on
   the irrelevant modality, ``modint.attacks``) joining the consistency term.
 
-Data parallel: each rank takes its own quota shard; gradients are averaged over ranks after
-backward (plain all-reduce, so every forward path of the adapter works unchanged).
+Data parallel: each rank takes its own quota shard. Under a plain multi-process launch the
+gradients are averaged over ranks after backward (an all-reduce, so every forward path of the
+adapter works unchanged). When the accelerate config shards the model (FSDP2 or DeepSpeed ZeRO,
+``configs/accelerate/``), the model and optimizer go through ``Accelerator.prepare`` instead; the
+adapter keeps calling the model (FSDP2 shards it in place; DeepSpeed hooks its modules), whose
+forward gathers the parameters it needs.
 """
 
 from __future__ import annotations
@@ -224,6 +228,19 @@ def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter
     return params
 
 
+def sharded_accelerator() -> Any:
+    """An ``accelerate.Accelerator`` when the launch shards the model (``accelerate launch`` with
+    an FSDP or DeepSpeed config sets these variables), else None (plain data parallel)."""
+    import os
+
+    if not any(os.environ.get(k, "").lower() in ("1", "true")
+               for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED")):
+        return None
+    from accelerate import Accelerator
+
+    return Accelerator()
+
+
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
     if world <= 1:
         return
@@ -260,12 +277,27 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     params = prepare_trainable(adapter, cfg)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))
+    # The schedule counts our steps (one per global batch): it stays outside accelerate's
+    # prepare, which would step it once per process.
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    acc = sharded_accelerator()
+    prepared = adapter.model
+    if acc is not None:
+        if cfg.trainable == "lora":
+            raise ValueError("trainable=lora under FSDP/DeepSpeed is not supported yet: use plain data parallel "
+                             "(accelerate launch --multi_gpu) for LoRA")
+        prepared, opt = acc.prepare(adapter.model, opt)
+        adapter.model = getattr(prepared, "module", prepared)  # DeepSpeed: an engine around the model
+        params = [p for p in adapter.model.parameters() if p.requires_grad]
     start = 0
     ckpt = out / "checkpoint"
     log_path = out / "train_log.jsonl"
-    if resume and (ckpt / "state.pt").exists():
+    if resume and acc is not None and (ckpt / "sharded" / "step.json").exists():
+        acc.load_state(str(ckpt / "sharded"))
+        sched.load_state_dict(torch.load(ckpt / "sharded" / "scheduler.pt", weights_only=False))
+        start = json.loads((ckpt / "sharded" / "step.json").read_text())["step"]
+    elif resume and acc is None and (ckpt / "state.pt").exists():
         state = torch.load(ckpt / "state.pt", weights_only=False)
         names = {n for n, p in adapter.model.named_parameters() if p.requires_grad}
         adapter.model.load_state_dict({k: v for k, v in state["params"].items() if k in names}, strict=False)
@@ -292,9 +324,13 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
             anchors = [samples[i] for i in indices]
             loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            _all_reduce_grads(params, world)
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if acc is None:
+                loss.backward()
+                _all_reduce_grads(params, world)
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            else:
+                acc.backward(loss)
+                acc.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
             step += 1
@@ -305,13 +341,17 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
                     f.write(json.dumps(entry) + "\n")
             if progress:
                 progress(step, total, parts)
-            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total and rank == 0:
-                _save_checkpoint(adapter, opt, sched, step, ckpt)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:
+                if acc is not None:  # collective: every rank writes its shard
+                    _save_sharded_checkpoint(acc, sched, step, ckpt, rank)
+                elif rank == 0:
+                    _save_checkpoint(adapter, opt, sched, step, ckpt)
         epoch += 1
     adapter.model.eval()
     model_dir = out / "model"
+    full_state = acc.get_state_dict(prepared) if acc is not None else None  # collective: gathers the shards
     if rank == 0:
-        save_model(adapter, model_dir)
+        save_model(adapter, model_dir, state_dict=full_state)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
     return model_dir
 
@@ -324,14 +364,26 @@ def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path) -> None:
     tmp.replace(ckpt / "state.pt")  # never a half-written checkpoint
 
 
-def save_model(adapter: Any, model_dir: Path, merge_lora: bool = True) -> None:
+def _save_sharded_checkpoint(acc: Any, sched, step: int, ckpt: Path, rank: int) -> None:
+    folder = ckpt / "sharded"
+    if rank == 0:  # an interrupted save must not pass for a complete one
+        (folder / "step.json").unlink(missing_ok=True)
+    acc.wait_for_everyone()
+    acc.save_state(str(folder))
+    if rank == 0:
+        torch.save(sched.state_dict(), folder / "scheduler.pt")
+        (folder / "step.json").write_text(json.dumps({"step": step}))  # last: marks the checkpoint complete
+
+
+def save_model(adapter: Any, model_dir: Path, merge_lora: bool = True, state_dict: dict | None = None) -> None:
     """Standard Hugging Face layout; a LoRA model is merged (loads with plain transformers)
-    and its adapter is kept beside it in ``lora/``."""
+    and its adapter is kept beside it in ``lora/``. ``state_dict``: the gathered weights of a
+    sharded model."""
     model = adapter.model
     if hasattr(model, "merge_and_unload"):
         model.save_pretrained(model_dir / "lora")
         if merge_lora:
             model = model.merge_and_unload()
             adapter.model = model
-    model.save_pretrained(model_dir)
+    model.save_pretrained(model_dir, **({"state_dict": state_dict} if state_dict is not None else {}))
     adapter.processor.save_pretrained(model_dir)
