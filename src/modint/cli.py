@@ -31,7 +31,9 @@ DEFAULT_MODEL = "demo"
 LIMIT_OPTION = typer.Option(None, min=1, help="At most this many samples, spread over families.")
 DEVICE_OPTION = typer.Option("cpu", help="cpu, cuda, cuda:1, mps ...")
 DTYPE_OPTION = typer.Option("auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16.")
-DEVICE_MAP_OPTION = typer.Option(None, help="'auto' to spread a large model over devices.")
+DEVICE_MAP_OPTION = typer.Option(None, help="Spread a model larger than one device: auto, balanced, sequential, or a "
+                                 "JSON map of modules to devices ('{\"model.language_model\": \"disk\", ...}'; "
+                                 "'disk' offloads to a temporary folder).")
 REMOTE_CODE_OPTION = typer.Option(False, help="Allow model code from the checkpoint (off by default).")
 
 

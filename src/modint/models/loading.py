@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -53,6 +54,29 @@ def _load_processor(source: str, config, trust_remote_code: bool):
     return getattr(importlib.import_module(module), name)(source, config)
 
 
+def device_map_kwargs(device_map: str) -> dict:
+    """from_pretrained arguments for ``--device-map``: a strategy name, or a JSON object mapping
+    module names to devices; a map that sends modules to "disk" gets a temporary offload folder."""
+    text = device_map.strip()
+    if not text.startswith(("{", "[")):
+        if text not in ("auto", "balanced", "balanced_low_0", "sequential"):
+            raise ValueError(f"--device-map {device_map!r}: use auto, balanced, balanced_low_0, sequential or a JSON "
+                             "object of module -> device")
+        return {"device_map": text}
+    try:
+        mapping = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"--device-map is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(mapping, dict) or not mapping:
+        raise ValueError("--device-map JSON must be a non-empty object of module -> device")
+    kwargs: dict = {"device_map": mapping}
+    if "disk" in mapping.values():
+        import tempfile
+
+        kwargs["offload_folder"] = tempfile.mkdtemp(prefix="modint-offload-")
+    return kwargs
+
+
 def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", device_map: str | None = None,
                  trust_remote_code: bool = False, seed: int = 0) -> VLMAdapter:
     """Load ``model``: ``tiny-random-FAMILY`` (built in memory), a local directory, or a hub id."""
@@ -83,12 +107,11 @@ def load_adapter(model: str, device: str = "cpu", dtype: str | None = "auto", de
     from transformers import AutoConfig, AutoModelForImageTextToText
 
     source = str(path) if path.is_dir() else model
+    placement = device_map_kwargs(device_map) if device_map else {}
     try:
         config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
         processor = _load_processor(source, config, trust_remote_code)
-        kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code}
-        if device_map:
-            kwargs["device_map"] = device_map
+        kwargs = {"dtype": torch_dtype, "trust_remote_code": trust_remote_code, **placement}
         hf_model = AutoModelForImageTextToText.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
