@@ -125,7 +125,7 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
     batch = adapter.encode(anchors, with_answers=True)
     embeds = adapter.embed(batch).float()
-    mask = irrelevant_mask(batch, anchors) & (batch.labels == -100)  # never the answer itself
+    mask = irrelevant_mask(batch, anchors) & ~batch.answer_input_mask  # never the answer itself
     maskf = mask[..., None].float()
     counts = mask.sum(1).clamp_min(1)
     rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()

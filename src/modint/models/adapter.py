@@ -4,6 +4,14 @@ Everything diagnosis and training need from a model goes through ``VLMAdapter``:
 with the family's own processor and chat template, option-letter scoring from one forward pass,
 generation, and masks of image-token positions. What differs between families lives in a
 ``FamilySpec`` (see ``modint.models.specs``), never in a subclass.
+
+Encoder-decoder language models (the Flan-T5 variants of BLIP-2 and InstructBLIP share their
+family's ``model_type``; ``is_encoder_decoder`` reads it from the config) differ in one place: the
+answer comes from the DECODER. The prompt (with the image's query tokens) is the encoder input,
+the decoder input is the decoder start token (scoring reads its logits) followed, for training, by
+the answer tokens, and ``labels`` are laid out on the decoder side the way decoder-only rows lay
+them out in the prompt (the logits at position t predict label t + 1), so the training objectives
+read both alike. "The LLM input embeddings" are then the encoder's ``inputs_embeds``.
 """
 
 from __future__ import annotations
@@ -34,6 +42,16 @@ class EncodedBatch:
     image_token_mask: torch.Tensor  # [B, L] True at image-token positions
     samples: list[Sample]
     labels: torch.Tensor | None = None  # [B, L] answer token ids where an answer was appended, else -100
+    # (encoder-decoder: [B, L_decoder], aligned with inputs["decoder_input_ids"])
+
+    @property
+    def answer_input_mask(self) -> torch.Tensor:
+        """[B, L] True where an appended answer token sits in the LLM input (the positions
+        ``image_token_mask`` indexes); never for encoder-decoder models, whose answers are decoded."""
+        ids = self.inputs["input_ids"]
+        if self.labels is None or "decoder_input_ids" in self.inputs:
+            return torch.zeros_like(ids, dtype=torch.bool)
+        return self.labels != -100
 
 
 @dataclass
@@ -42,6 +60,12 @@ class Scored:
 
     probs: np.ndarray
     pred: int
+
+
+def is_encoder_decoder(config: Any) -> bool:
+    """Whether the language model is an encoder-decoder (BLIP-2 / InstructBLIP with Flan-T5)."""
+    text = getattr(config, "text_config", None)
+    return bool(getattr(text, "is_encoder_decoder", False))
 
 
 class VLMAdapter:
@@ -54,6 +78,7 @@ class VLMAdapter:
         self.spec = spec or spec_for(model.config.model_type)
         self.name = name or getattr(model.config, "_name_or_path", "") or self.spec.model_type
         self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.encoder_decoder = is_encoder_decoder(model.config)
         self._letter_ids: dict[str, list[int]] = {}
 
     @property
@@ -72,10 +97,11 @@ class VLMAdapter:
 
     def answer_text(self, sample: Sample, prompt: str | None = None) -> str:
         """The gold answer as the assistant would write it after ``prompt``: its option letter,
-        with a space unless the prompt already ends in whitespace."""
+        with a space unless the prompt already ends in whitespace (or the answer opens the
+        decoder's own sequence, encoder-decoder models)."""
         prompt = self.prompt(sample) if prompt is None else prompt
         letter = OPTION_LETTERS[sample.answer]
-        return letter if prompt[-1:].isspace() else " " + letter
+        return letter if self.encoder_decoder or prompt[-1:].isspace() else " " + letter
 
     def encode(self, samples: Sequence[Sample], padding_side: str = "right", with_answers: bool = False) -> EncodedBatch:
         """Tokenise prompts and preprocess images for a batch (mixed image / text-only allowed).
@@ -83,11 +109,13 @@ class VLMAdapter:
         Scoring uses right padding: real tokens keep positions 0..n-1 as in a one-sample batch,
         so no family needs explicit position ids; the answer is read at each row's last token.
         ``with_answers`` (training) appends each gold answer and returns its tokens as labels.
+        Encoder-decoder models: the prompt is the encoder input, and the decoder input (start token,
+        then any answer) is added as ``decoder_input_ids``; the answer is read at decoder position 0.
         """
         samples = list(samples)
         texts = [self.prompt(s) for s in samples]
         answers = [self.answer_text(s, t) for s, t in zip(samples, texts)] if with_answers else None
-        if answers:
+        if answers and not self.encoder_decoder:
             texts = [t + a for t, a in zip(texts, answers)]
         images = [s.image for s in samples if s.image is not None]
         kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
@@ -113,11 +141,15 @@ class VLMAdapter:
         if "pixel_values" in inputs and inputs["pixel_values"].is_floating_point():
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         mask = inputs["attention_mask"]
+        image_token_mask = inputs["input_ids"] == self.image_token_id
+        if self.encoder_decoder:
+            labels = self._decoder_inputs(inputs, answers)
+            answer_index = torch.zeros(mask.shape[0], dtype=torch.long, device=mask.device)
+            return EncodedBatch(inputs, answer_index, image_token_mask, samples, labels if answers else None)
         if padding_side == "right":
             answer_index = mask.sum(dim=1) - 1
         else:
             answer_index = torch.full((mask.shape[0],), mask.shape[1] - 1, device=mask.device)
-        image_token_mask = inputs["input_ids"] == self.image_token_id
         labels = None
         if answers:
             if padding_side != "right":
@@ -132,6 +164,28 @@ class VLMAdapter:
                                      f"the prompt ({got} vs {ids})")
                 labels[i, end - len(ids):end] = torch.tensor(ids)
         return EncodedBatch(inputs, answer_index, image_token_mask, samples, labels)
+
+    def _decoder_inputs(self, inputs: dict[str, torch.Tensor], answers: list[str] | None) -> torch.Tensor:
+        """Add ``decoder_input_ids`` / ``decoder_attention_mask`` (the decoder start token, then
+        each answer's tokens, right-padded) to ``inputs``; returns the labels on that side: the
+        answer tokens at their own positions, -100 elsewhere."""
+        text_config = self.model.config.text_config
+        start = text_config.decoder_start_token_id
+        start = text_config.pad_token_id if start is None else start
+        rows = [[start] + (self.tokenizer.encode(a, add_special_tokens=False) if answers else [])
+                for a in (answers or [None] * inputs["input_ids"].shape[0])]
+        width = max(len(r) for r in rows)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else start
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        labels = torch.full_like(ids, -100)
+        for i, row in enumerate(rows):
+            ids[i, :len(row)] = torch.tensor(row)
+            mask[i, :len(row)] = 1
+            labels[i, 1:len(row)] = torch.tensor(row[1:], dtype=torch.long)
+        device = inputs["input_ids"].device
+        inputs["decoder_input_ids"], inputs["decoder_attention_mask"] = ids.to(device), mask.to(device)
+        return labels.to(device)
 
     @property
     def image_token_id(self) -> int:
@@ -153,32 +207,37 @@ class VLMAdapter:
             self._letter_ids[letter] = ids
         return self._letter_ids[letter]
 
+    def _run(self, batch: EncodedBatch, **kwargs: Any) -> Any:
+        """The model's forward on ``batch``. Q-Former families cannot run without pixels: text-only
+        rows go straight to the LM (through inputs_embeds, so the embedding hooks see them as they
+        do a multimodal forward; an encoder-decoder LM also gets the decoder inputs)."""
+        if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
+            embeds = self.model.get_input_embeddings()(batch.inputs["input_ids"])
+            decoder = {k: v for k, v in batch.inputs.items() if k.startswith("decoder_")}
+            return self.model.language_model(inputs_embeds=embeds, attention_mask=batch.inputs["attention_mask"],
+                                             **decoder, **kwargs)
+        return self.model(**batch.inputs, **kwargs)
+
     def answer_logits(self, batch: EncodedBatch, **forward_kwargs: Any) -> torch.Tensor:
         """Next-token logits at each row's answer position, [B, V], from one forward pass."""
+        rows = torch.arange(len(batch.samples), device=batch.answer_index.device)
+        if self.encoder_decoder:  # the decoder's positions: a handful, all kept
+            return self._run(batch, **forward_kwargs).logits[rows, batch.answer_index].float()
         keep = torch.unique(batch.answer_index)
-        if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
-            # Q-Former families cannot run without pixels: text goes straight to the LM (through
-            # inputs_embeds, so the embedding hooks see it as they do a multimodal forward).
-            lm = self.model.language_model
-            embeds = self.model.get_input_embeddings()(batch.inputs["input_ids"])
-            out = lm(inputs_embeds=embeds, attention_mask=batch.inputs["attention_mask"], logits_to_keep=keep,
-                     **forward_kwargs)
-        else:
-            out = self.model(**batch.inputs, logits_to_keep=keep, **forward_kwargs)
-        rows = torch.arange(len(batch.samples), device=keep.device)
+        out = self._run(batch, logits_to_keep=keep, **forward_kwargs)
         cols = torch.searchsorted(keep, batch.answer_index)
         return out.logits[rows, cols].float()
 
     def forward(self, batch: EncodedBatch, embeds: torch.Tensor | None = None,
                 output_hidden_states: bool = False) -> Any:
         """A full forward (logits for every position; differentiable, for training). ``embeds``
-        replaces the LLM's merged input embeddings (embedding-space PGD)."""
+        replaces the LLM's merged input embeddings (embedding-space PGD). Encoder-decoder models:
+        the logits (and ``hidden_states``) are the decoder's, where the answer is."""
         def run():
-            if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
-                e = self.model.get_input_embeddings()(batch.inputs["input_ids"])
-                return self.model.language_model(inputs_embeds=e, attention_mask=batch.inputs["attention_mask"],
-                                                 output_hidden_states=output_hidden_states)
-            return self.model(**batch.inputs, output_hidden_states=output_hidden_states)
+            out = self._run(batch, output_hidden_states=output_hidden_states)
+            if self.encoder_decoder and output_hidden_states:
+                out.hidden_states = getattr(out, "language_model_outputs", out).decoder_hidden_states
+            return out
 
         if embeds is None:
             return run()
@@ -248,9 +307,10 @@ class VLMAdapter:
     # ----- the LLM's input embeddings (for embedding-space PGD) --------------------------------
     # Every family merges its image features into the language model's input embeddings and
     # then calls the language model with ``inputs_embeds``. A pre-hook on the language model sees
-    # exactly that tensor, so reading and replacing it needs no per-family code.
+    # exactly that tensor, so reading and replacing it needs no per-family code. An encoder-decoder
+    # LM takes them in its encoder (the decoder reads token ids).
     def language_model(self) -> torch.nn.Module:
-        return self.model.get_decoder()
+        return self.model.get_encoder() if self.encoder_decoder else self.model.get_decoder()
 
     @contextmanager
     def _on_embeds(self, fn: Callable[[torch.Tensor], torch.Tensor | None]):
@@ -325,13 +385,19 @@ class VLMAdapter:
     def _generate(self, samples: list[Sample], max_new_tokens: int, repetition_penalty: float) -> list[str]:
         batch = self.encode(samples, padding_side="left")
         model = self.model
+        inputs = {k: v for k, v in batch.inputs.items() if not k.startswith("decoder_")}  # generate starts it
         if self.spec.text_only_via_language_model and "pixel_values" not in batch.inputs:
-            model = self.model.language_model
-        out = model.generate(**batch.inputs, max_new_tokens=max_new_tokens, do_sample=False,
+            model = self.model.language_model  # which reads no Q-Former inputs (InstructBLIP)
+            inputs = {k: inputs[k] for k in ("input_ids", "attention_mask")}
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
                              repetition_penalty=repetition_penalty, pad_token_id=self.tokenizer.pad_token_id)
         prompt_length = batch.inputs["input_ids"].shape[1]
-        # Some families return only the new tokens (their generate starts from embeddings).
-        new_tokens = out[:, prompt_length:] if out.shape[1] > prompt_length or model is not self.model else out
+        # Some families return only the new tokens (their generate starts from embeddings), and an
+        # encoder-decoder returns the decoder's tokens (from its start token, skipped as special).
+        if self.encoder_decoder:
+            new_tokens = out
+        else:
+            new_tokens = out[:, prompt_length:] if out.shape[1] > prompt_length or model is not self.model else out
         return self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
 
     def generate_text(self, requests: Sequence[str], max_new_tokens: int = 48) -> list[str]:
