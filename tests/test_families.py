@@ -1,16 +1,26 @@
 """Every supported family, on its tiny random model: scoring equals a direct forward, text-only
 inputs work, the image-token mask is exact, gradients reach pixels and input embeddings, mixed
-batches equal one sample at a time, and a saved tiny model loads back through the generic path."""
+batches equal one sample at a time, and a saved tiny model loads back through the generic path.
+The Flan-T5 (encoder-decoder) variants of BLIP-2 and InstructBLIP run every check too (tiny names
+blip-2-t5 and instructblip-t5; their checkpoints' model_type is blip-2 / instructblip)."""
 
 import numpy as np
 import pytest
 import torch
 
+from modint.data.sample import OPTION_LETTERS
 from modint.models.adapter import VLMAdapter
 from modint.models.loading import load_adapter
 from modint.models.tiny import TINY_BUILDERS, build_tiny, save_tiny
 
 FAMILIES = sorted(TINY_BUILDERS)
+T5_FAMILIES = ["blip-2-t5", "instructblip-t5"]
+
+
+def model_type(family: str) -> str:
+    """The model_type of a tiny family's checkpoint (the Flan-T5 variants share their family's)."""
+    return family.removesuffix("-t5")
+
 # Image tokens for a 50x40 (w x h) image, from each family's geometry (32 px tiles of 8 px patches):
 # LLaVA: one 4x4 grid. LLaVA-NeXT: the base tile (16) + the best pinpoint is 32x64 (h x w), a 4 x 8
 # feature grid; unpadding to the 50:40 aspect keeps columns 1..6 (4 x 6 = 24) + a newline per row (4).
@@ -37,11 +47,18 @@ def adapter(request):
 
 
 def _direct_logits(adapter, batch):
+    """The HF model's logits on the batch's prompt; encoder-decoder: the first decoder step's,
+    from the decoder start token (built here, not taken from the adapter's inputs)."""
+    inputs = {k: v for k, v in batch.inputs.items() if not k.startswith("decoder_")}
+    if adapter.encoder_decoder:
+        start = adapter.model.config.text_config.decoder_start_token_id
+        inputs["decoder_input_ids"] = torch.full((len(batch.samples), 1), start, dtype=torch.long)
     with torch.no_grad():
-        if "pixel_values" not in batch.inputs and adapter.spec.text_only_via_language_model:
-            return adapter.model.language_model(input_ids=batch.inputs["input_ids"],
-                                                attention_mask=batch.inputs["attention_mask"]).logits
-        return adapter.model(**batch.inputs).logits
+        if "pixel_values" not in inputs and adapter.spec.text_only_via_language_model:
+            decoder = {k: v for k, v in inputs.items() if k.startswith("decoder_")}
+            return adapter.model.language_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                                **decoder).logits
+        return adapter.model(**inputs).logits
 
 
 def test_scores_equal_a_direct_forward(adapter, mixed_samples):
@@ -56,7 +73,7 @@ def _check_direct(adapter, samples):
     batch = adapter.encode(samples)
     logits = _direct_logits(adapter, batch)
     for i, (s, r) in enumerate(zip(samples, adapter.score(samples))):
-        row = logits[i, batch.answer_index[i]]
+        row = logits[i, 0 if adapter.encoder_decoder else batch.answer_index[i]]
         letters = [torch.logsumexp(row[adapter.letter_token_ids(l)], 0) for l in s.letters]
         expected = torch.softmax(torch.stack(letters), 0).numpy()
         np.testing.assert_allclose(r.probs, expected, atol=1e-5)
@@ -106,10 +123,11 @@ def test_saved_tiny_model_loads_through_the_generic_path(tmp_path, mixed_samples
     for family in FAMILIES:
         path = save_tiny(family, tmp_path / family)
         loaded = load_adapter(str(path))
-        assert loaded.spec.model_type == family
+        assert loaded.spec.model_type == model_type(family)
+        assert loaded.encoder_decoder == (family in T5_FAMILIES), family
         # the reloaded processor must still expand images (a tokenizer-only fallback would not)
         batch = loaded.encode(mixed_samples[:1])
-        assert int(batch.image_token_mask.sum()) == EXPECTED_IMAGE_TOKENS[family], family
+        assert int(batch.image_token_mask.sum()) == EXPECTED_IMAGE_TOKENS[model_type(family)], family
         assert abs(loaded.score(mixed_samples[:1])[0].probs.sum() - 1) < 1e-6
 
 
@@ -129,7 +147,8 @@ def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
     assert sum(c["n"] for c in summary["conditions"]) > 0 and all(c["errors"] == 0 for c in summary["conditions"])
 
 
-@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl", "qwen3_vl",
+                                    *T5_FAMILIES])
 def test_differentiable_preprocessing_matches_the_processor(family, mixed_samples):
     model, processor = build_tiny(family, seed=0)
     adapter = VLMAdapter(model.float().eval(), processor)
@@ -153,3 +172,57 @@ def test_differentiable_preprocessing_says_what_it_does_not_cover():
     model, processor = build_tiny("llava_next", seed=0)
     with pytest.raises(NotImplementedError, match="llava_next"):
         VLMAdapter(model, processor).differentiable_pixels(torch.rand(3, 40, 50))
+
+
+@pytest.mark.parametrize("family", T5_FAMILIES)
+def test_encoder_decoder_answers_go_to_the_decoder(family, mixed_samples):
+    """Flan-T5 variants: the prompt is the encoder input, the answer is decoded after the start
+    token; training labels sit on the decoder side, so answer_ce reads the logits that scoring
+    reads and gives a finite loss with gradients (image and text-only rows)."""
+    from modint.mitigate.objectives import answer_ce
+
+    model, processor = build_tiny(family, seed=0)
+    adapter = VLMAdapter(model.float().eval(), processor)
+    assert adapter.encoder_decoder and adapter.spec.model_type == model_type(family)
+    start = model.config.text_config.decoder_start_token_id
+    for sample in (mixed_samples[0], mixed_samples[1]):  # with an image, text only
+        plain = adapter.encode([sample])
+        batch = adapter.encode([sample], with_answers=True)
+        assert torch.equal(batch.inputs["input_ids"], plain.inputs["input_ids"])  # no answer in the encoder
+        assert not batch.answer_input_mask.any()
+        gold = adapter.tokenizer.encode(adapter.answer_text(sample), add_special_tokens=False)
+        assert gold[0] in adapter.letter_token_ids(OPTION_LETTERS[sample.answer])
+        assert batch.inputs["decoder_input_ids"][0].tolist() == [start] + gold
+        assert batch.labels[0].tolist() == [-100] + gold
+        out = adapter.forward(batch, output_hidden_states=True)
+        assert out.hidden_states[-1].shape[:2] == batch.labels.shape  # the decoder's states
+        loss = answer_ce(out.logits, batch.labels)
+        with torch.no_grad():
+            expected = torch.nn.functional.cross_entropy(adapter.answer_logits(plain), torch.tensor(gold[:1]))
+        assert torch.isfinite(loss) and loss.item() == pytest.approx(expected.item(), rel=1e-5)
+        adapter.model.zero_grad()
+        loss.backward()
+        decoder = [p for n, p in adapter.model.named_parameters() if "language_model.decoder" in n]
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in decoder)
+    # a batch of answers is right-padded on the decoder side, labels -100 on the padding
+    batch = adapter.encode(mixed_samples[:1] + mixed_samples[2:], with_answers=True)
+    assert batch.labels.shape == batch.inputs["decoder_input_ids"].shape
+    assert (batch.inputs["decoder_attention_mask"].bool() == (batch.labels != -100) | (torch.arange(
+        batch.labels.shape[1]) == 0)).all()
+    assert all(isinstance(t, str) for t in adapter.generate(mixed_samples, max_new_tokens=3))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", T5_FAMILIES)
+def test_cli_train_one_step_on_an_encoder_decoder(family, tmp_path):
+    import subprocess
+    import sys
+
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "modint.cli"]
+    subprocess.run(cli + ["zoo", "tiny", family, "--out", str(tmp_path / "m")], check=True, env=env, capture_output=True)
+    r = subprocess.run(cli + ["train", "--model", str(tmp_path / "m"), "--max-steps", "1", "--limit", "16",
+                              "--no-diagnose", "--set", "pgd_steps=1", "--out", str(tmp_path / "run")],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (tmp_path / "run" / "model" / "config.json").exists()

@@ -21,6 +21,8 @@ class FamilySpec:
     plain_prompt: str | None = None
     # Q-Former families (BLIP-2, InstructBLIP): the processor puts query tokens on every row and
     # the model needs pixels, so mixed batches are split and text-only rows go to the LM alone.
+    # (Their Flan-T5 variants share the model_type; the adapter reads the encoder-decoder LM from
+    # the config: ``config.text_config.is_encoder_decoder``.)
     text_only_via_language_model: bool = False
     # PaliGemma: the processor wants "<image>" before the prompt, refuses text-only input (then the
     # tokenizer alone encodes this template, all tokens prefix), and one batch is all-image or none.
@@ -38,9 +40,10 @@ SPECS: dict[str, FamilySpec] = {
     "paligemma": FamilySpec("paligemma", "PaliGemma", ("google/paligemma-3b-mix-224", "google/paligemma2-3b-mix-224"),
                             plain_prompt=_QFORMER_PROMPT, image_prefix="<image>", text_only_template="{bos}{text}\n",
                             split_mixed_batches=True),
-    "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",),
+    "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",
+                                                                "Salesforce/instructblip-flan-t5-xl"),
                                plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
-    "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b",),
+    "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b", "Salesforce/blip2-flan-t5-xl"),
                          plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
     "idefics3": FamilySpec("idefics3", "Idefics3", ("HuggingFaceM4/Idefics3-8B-Llama3",)),
     "smolvlm": FamilySpec("smolvlm", "SmolVLM", ("HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolVLM2-2.2B-Instruct"),

@@ -277,9 +277,21 @@ def _qformer(**extra) -> dict:
                 encoder_hidden_size=HIDDEN, **extra)
 
 
-def tiny_blip_2(seed: int = 0, queries: int = 4):
-    """BLIP-2 with an OPT language model: ViT -> Q-Former (``queries`` query tokens) -> LM. No chat
-    template (plain prompt); the vision initializer is 0.02 so pixel gradients do not vanish."""
+def _t5(tokenizer) -> dict:
+    """The tiny Flan-T5-style encoder-decoder LM of the BLIP-2 / InstructBLIP Flan-T5 variants:
+    gated-GELU feed-forward, untied output head, decoding starts at the pad token (as in T5)."""
+    from transformers import T5Config
+
+    return T5Config(vocab_size=len(tokenizer), d_model=HIDDEN, d_kv=HIDDEN // 2, d_ff=2 * HIDDEN, num_layers=LAYERS,
+                    num_decoder_layers=LAYERS, num_heads=2, feed_forward_proj="gated-gelu", tie_word_embeddings=False,
+                    dropout_rate=0.0, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
+                    decoder_start_token_id=tokenizer.pad_token_id).to_dict()
+
+
+def tiny_blip_2(seed: int = 0, queries: int = 4, language: str = "opt"):
+    """BLIP-2 with an OPT language model (``language="t5"``: a Flan-T5-style encoder-decoder):
+    ViT -> Q-Former (``queries`` query tokens) -> LM. No chat template (plain prompt); the vision
+    initializer is 0.02 so pixel gradients do not vanish."""
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
@@ -287,18 +299,20 @@ def tiny_blip_2(seed: int = 0, queries: int = 4):
     tokenizer.chat_template = None
     image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=queries)
-    text = OPTConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, ffn_dim=2 * HIDDEN, num_hidden_layers=LAYERS,
-                     num_attention_heads=2, word_embed_proj_dim=HIDDEN, **_special_ids(tokenizer))
+    text = _t5(tokenizer) if language == "t5" else OPTConfig(
+        vocab_size=len(tokenizer), hidden_size=HIDDEN, ffn_dim=2 * HIDDEN, num_hidden_layers=LAYERS,
+        num_attention_heads=2, word_embed_proj_dim=HIDDEN, **_special_ids(tokenizer)).to_dict()
     config = Blip2Config(vision_config=_vision(initializer_range=0.02), qformer_config=_qformer(),
-                         text_config=text.to_dict(),
+                         text_config=text,
                          num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(seed)
     return Blip2ForConditionalGeneration(config).eval(), processor
 
 
-def tiny_instructblip(seed: int = 0, queries: int = 4):
-    """InstructBLIP with a Llama (Vicuna-style) LM; the Q-Former also reads the instruction through
-    its own tokenizer. Vision initializer 0.02 (the 1e-10 default makes pixel gradients vanish)."""
+def tiny_instructblip(seed: int = 0, queries: int = 4, language: str = "llama"):
+    """InstructBLIP with a Llama (Vicuna-style) LM (``language="t5"``: a Flan-T5-style
+    encoder-decoder); the Q-Former also reads the instruction through its own tokenizer. Vision
+    initializer 0.02 (the 1e-10 default makes pixel gradients vanish)."""
     from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
@@ -310,10 +324,18 @@ def tiny_instructblip(seed: int = 0, queries: int = 4):
                                       qformer_tokenizer=qformer_tokenizer, num_query_tokens=queries)
     qformer = _qformer(vocab_size=len(qformer_tokenizer), pad_token_id=qformer_tokenizer.pad_token_id)
     config = InstructBlipConfig(vision_config=_vision(initializer_range=0.02), qformer_config=qformer,
-                                text_config=_llama(tokenizer).to_dict(),
+                                text_config=_t5(tokenizer) if language == "t5" else _llama(tokenizer).to_dict(),
                                 num_query_tokens=queries, image_token_index=tokenizer.convert_tokens_to_ids("<image>"))
     torch.manual_seed(seed)
     return InstructBlipForConditionalGeneration(config).eval(), processor
+
+
+def tiny_blip_2_t5(seed: int = 0):
+    return tiny_blip_2(seed, language="t5")
+
+
+def tiny_instructblip_t5(seed: int = 0):
+    return tiny_instructblip(seed, language="t5")
 
 
 def tiny_paligemma(seed: int = 0):
@@ -336,17 +358,22 @@ def tiny_paligemma(seed: int = 0):
     return PaliGemmaForConditionalGeneration(config).eval(), processor
 
 
+# Keys are transformers model_types, except the Flan-T5 (encoder-decoder) variants of BLIP-2 and
+# InstructBLIP: "blip-2-t5" and "instructblip-t5" build checkpoints whose model_type is blip-2 /
+# instructblip, with a T5 text_config.
 TINY_BUILDERS: dict[str, Callable] = {"paligemma": tiny_paligemma, "blip-2": tiny_blip_2, "instructblip": tiny_instructblip, "idefics3": tiny_idefics3, "smolvlm": tiny_smolvlm, "llava": tiny_llava, "llava_next": tiny_llava_next, "qwen2_vl": tiny_qwen2_vl,
                                       "qwen2_5_vl": tiny_qwen2_5_vl, "qwen3_vl": tiny_qwen3_vl,
-                                      "llava_onevision": tiny_llava_onevision, "gemma3": tiny_gemma3}
+                                      "llava_onevision": tiny_llava_onevision, "gemma3": tiny_gemma3,
+                                      "blip-2-t5": tiny_blip_2_t5, "instructblip-t5": tiny_instructblip_t5}
 
 
 def build_tiny(family: str, seed: int = 0):
-    """(model, processor) for a transformers ``model_type``; KeyError lists the known ones."""
-    try:
-        builder = TINY_BUILDERS[family]
-    except KeyError:
-        raise KeyError(f"no tiny builder for family {family!r}; known: {', '.join(sorted(TINY_BUILDERS))}") from None
+    """(model, processor) for a transformers ``model_type`` (or blip-2-t5 / instructblip-t5; "_"
+    may stand for "-": load_adapter turns tiny-random-blip-2-t5 into blip_2_t5); KeyError lists
+    the known ones."""
+    builder = TINY_BUILDERS.get(family) or TINY_BUILDERS.get(family.replace("_", "-"))
+    if builder is None:
+        raise KeyError(f"no tiny builder for family {family!r}; known: {', '.join(sorted(TINY_BUILDERS))}")
     return builder(seed=seed)
 
 
