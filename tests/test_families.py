@@ -148,7 +148,7 @@ def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
 
 
 @pytest.mark.parametrize("family", ["llava", "paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl", "qwen3_vl",
-                                    *T5_FAMILIES])
+                                    "gemma3", *T5_FAMILIES])
 def test_differentiable_preprocessing_matches_the_processor(family, mixed_samples):
     model, processor = build_tiny(family, seed=0)
     adapter = VLMAdapter(model.float().eval(), processor)
@@ -157,11 +157,11 @@ def test_differentiable_preprocessing_matches_the_processor(family, mixed_sample
     reference = reference if family.startswith("qwen") else reference[0]  # Qwen: [patches, dim] per image
     raw = (torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255).requires_grad_(True)
     pixels = adapter.differentiable_pixels(raw)
-    # PIL's bicubic (on uint8) and torch's antialiased bicubic differ by about one grey level on
-    # average, a few at worst on this noise image (Qwen shrinks it most: 100x80 -> 56x28).
+    # PIL's filter weights as torch ops: what remains is PIL's rounding of each pass to 8 bits
+    # (normalised units: about 2 per 255 grey levels).
     assert pixels.shape == reference.shape
     gap = (pixels.detach() - reference).abs()
-    assert float(gap.max()) < 0.08 and float(gap.mean()) < 0.01
+    assert float(gap.max()) < 0.03 and float(gap.mean()) < 0.006
     batch = adapter.encode([mixed_samples[0].replace(image=image)])
     batch.inputs["pixel_values"] = adapter.differentiable_pixel_values([raw])
     adapter.answer_logits(batch)[0, adapter.letter_token_ids("B")[0]].backward()
@@ -169,9 +169,13 @@ def test_differentiable_preprocessing_matches_the_processor(family, mixed_sample
 
 
 def test_differentiable_preprocessing_says_what_it_does_not_cover():
-    model, processor = build_tiny("llava_next", seed=0)
-    with pytest.raises(NotImplementedError, match="llava_next"):
-        VLMAdapter(model, processor).differentiable_pixels(torch.rand(3, 40, 50))
+    import dataclasses
+
+    model, processor = build_tiny("llava", seed=0)
+    adapter = VLMAdapter(model, processor)
+    adapter.spec = dataclasses.replace(adapter.spec, model_type="future_vlm")  # a family without one
+    with pytest.raises(NotImplementedError, match="future_vlm"):
+        adapter.differentiable_pixels(torch.rand(3, 40, 50))
 
 
 @pytest.mark.parametrize("family", T5_FAMILIES)
