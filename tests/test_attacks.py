@@ -175,7 +175,9 @@ def test_attack_runs_under_no_grad(tiny_llava_adapter, attack_samples):
     assert out[0].perturbation > 0
 
 
-@pytest.mark.parametrize("family", ["paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl"])
+@pytest.mark.parametrize("family", ["paligemma", "blip-2", "instructblip", "qwen2_vl", "qwen2_5_vl", "qwen3_vl",
+                                    "gemma3", "llava_next", "llava_onevision", "idefics3", "smolvlm",
+                                    "blip-2-t5", "instructblip-t5"])
 def test_pixel_and_embed_attacks_on_other_families(family, attack_samples):
     from modint.models.adapter import VLMAdapter
     from modint.models.tiny import build_tiny

@@ -1,14 +1,12 @@
 """Differentiable preprocessing of the tiling families (LLaVA-NeXT and LLaVA-OneVision "anyres",
 Idefics3 / SmolVLM frames): PIL's resampling as torch ops, the same tiles as the family's
-processor (up to PIL's 8-bit rounding), a gradient to the raw pixels through the model, and
-pixel-space PGD on these families."""
+processor (up to PIL's 8-bit rounding), batches laid out as the processor pads them, and a
+gradient to the raw pixels through the model."""
 
 import numpy as np
 import pytest
 import torch
 
-from modint.attacks import PGDConfig
-from modint.attacks.vlm import attack
 from modint.data.sample import Sample
 from modint.models.adapter import VLMAdapter
 from modint.models.pixels import anyres_tiles, idefics3_tiles, pad_tiles
@@ -43,7 +41,7 @@ def test_pad_tiles_pads_with_zero_tiles():
 
 
 @pytest.mark.parametrize("family", TILED)
-def test_pixel_gradients_and_pgd_on_tiling_families(family):
+def test_batched_tiles_are_laid_out_as_the_processor_and_carry_gradients(family):
     model, processor = build_tiny(family, seed=0)
     adapter = VLMAdapter(model.float().eval(), processor)
     samples = [Sample("t1", "text_heavy", "What is 2 + 2?", ("4", "5", "6"), 0, make_image(3, (48, 64))),
@@ -55,12 +53,7 @@ def test_pixel_gradients_and_pgd_on_tiling_families(family):
     assert batch.inputs["pixel_values"].shape == reference.shape
     adapter.answer_logits(batch)[:, adapter.letter_token_ids("B")[0]].sum().backward()
     assert all(r.grad is not None and r.grad.abs().sum() > 0 for r in raws)
-    clean = adapter.score(samples)
-    zero = attack(adapter, samples, "pixel", PGDConfig(eps=0, steps=1))
-    for c, o in zip(clean, zero):
-        np.testing.assert_allclose(o.probs, c.probs, atol=1e-5)
-    moved = attack(adapter, samples, "pixel", PGDConfig(eps=8, steps=2))
-    assert all(0 < o.perturbation <= 8 for o in moved)
+    # (pixel PGD on every family: tests/test_attacks.py)
 
 
 @pytest.mark.parametrize("resample", [1, 2, 3])  # Lanczos, bilinear, bicubic
