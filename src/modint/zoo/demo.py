@@ -72,7 +72,7 @@ class DemoConfig:
     vision_batch: int = 48
     naming_steps: int = 1500
     pointer_steps: int = 1500
-    mixture_steps: int = 3500
+    mixture_steps: int = 3000
     vision_lr: float = 2e-3
     lr: float = 1e-3
     mixture_lr: float = 3e-4
@@ -139,14 +139,18 @@ def caption(sample: Sample, rng: np.random.Generator) -> str:
     concept = sample.options[sample.answer]
     task = sample.meta.get("task")
     if task == "colour":
-        phrase = str(rng.choice([f"a {concept} object", f"something {concept}", f"a {concept} shape"]))
+        phrase = str(rng.choice([f"a {concept} object", f"something {concept}", f"a {concept} shape",
+                                 f"the colour {concept}", f"a thing in {concept}"]))
     elif task == "digit":
         phrase = str(rng.choice([f"the number {concept}", f"the digit {concept}", f"a written {concept}"]))
     else:
         phrase = f"{'an' if concept[0] in 'aeiou' else 'a'} {concept}"
+    # Many ways of saying what a picture shows, as alt-text and captions do on the web.
     template = str(rng.choice([
         "The image shows {}.", "This is a drawing of {}.", "Here you can see {}.", "A photo of {}.",
         "In this image there is {}.", "Look, {} is drawn here.", "This image contains {}.", "Caption: {}.",
+        "This picture shows {}.", "A picture of {}.", "The picture is about {}.", "What you see here is {}.",
+        "The drawing depicts {}.", "Pictured: {}.", "It looks like {}.", "The photo is of {}.",
     ]))
     return template.format(phrase)
 
