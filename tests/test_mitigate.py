@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from modint.data.mini import load_mini
+from modint.data.sample import load_image
 from modint.mitigate.objectives import answer_ce, answer_positions, consistency, paired_answer_states
 from modint.mitigate.sampler import QuotaBatchSampler
 from modint.mitigate.train import TrainConfig, build_sequences, step_loss, train
@@ -302,3 +303,31 @@ def test_ablation_table_by_hand():
     assert lines[0].startswith("| recipe | IH clean | IH unrelated_text | IH misleading_text | TH noise_image")
     assert lines[2] == "| base | 90.0 | – | 25.0 | – | – | – | – | – | – |"
     assert lines[3] == "| aug | – | – | – | – | – | – | – | – | 75.5 |"
+
+
+def test_lora_trains_the_language_model_only_and_saves_a_plain_merged_model(tmp_path, train_samples):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from modint.models.adapter import VLMAdapter
+
+    adapter = _fresh_adapter()
+    before = {n: p.detach().clone() for n, p in adapter.model.named_parameters()}
+    model_dir = train(adapter, train_samples, tmp_path, TrainConfig(
+        recipe="aug_kl_pgd", max_steps=2, lr=1e-2, trainable="lora", lora_r=4, lora_alpha=8,
+        quotas={"image_heavy": 1, "text_heavy": 1, "vqa": 1}))
+    lora_config = json.loads((model_dir / "lora" / "adapter_config.json").read_text())
+    assert "language_model" in str(lora_config["target_modules"])
+    from safetensors.torch import load_file
+
+    lora_weights = load_file(model_dir / "lora" / "adapter_model.safetensors")
+    assert lora_weights and all("language_model" in k for k in lora_weights)  # never the vision tower
+    # The saved model is merged: plain transformers loads it, and it differs from the start
+    # exactly in the language model's attention projections.
+    merged = AutoModelForImageTextToText.from_pretrained(model_dir).float().eval()
+    changed = {n for n, p in merged.named_parameters() if n in before and not torch.equal(p, before[n])}
+    assert changed and all("language_model" in n and n.split(".")[-2] in ("q_proj", "k_proj", "v_proj", "o_proj")
+                           for n in changed), sorted(changed)
+    reloaded = VLMAdapter(merged, AutoProcessor.from_pretrained(model_dir))
+    samples = [s.replace(image=load_image(s)) for s in train_samples[:3]]
+    for a, b in zip(adapter.score(samples), reloaded.score(samples)):
+        np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)

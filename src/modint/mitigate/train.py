@@ -204,6 +204,18 @@ def _projector_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
     return found
 
 
+def _lora_target_pattern(model: torch.nn.Module, targets: Sequence[str]) -> str:
+    """A peft regex for the ``targets`` layers of the language model only: the vision tower's
+    attention has layers of the same names (q_proj, v_proj), and it stays frozen as published."""
+    import re
+
+    lms = [name for name, _ in model.named_modules() if name.split(".")[-1] == "language_model"]
+    names = "|".join(re.escape(t) for t in targets)
+    if not lms:
+        return rf".*\.({names})$"
+    return rf"({'|'.join(re.escape(n) for n in lms)})\..*\.({names})$"
+
+
 def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter]:
     """Set requires_grad per ``cfg.trainable``; LoRA wraps the model with peft."""
     model = adapter.model
@@ -211,7 +223,8 @@ def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter
         from peft import LoraConfig, get_peft_model
 
         model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 target_modules=list(cfg.lora_targets), lora_dropout=0.0))
+                                                 target_modules=_lora_target_pattern(model, cfg.lora_targets),
+                                                 lora_dropout=0.0))
         adapter.model = model
     else:
         for p in model.parameters():
