@@ -329,13 +329,15 @@ def test_compare_shows_both_robustness_curves_and_which_model_is_more_robust(tmp
     (paired,) = curve["paired"]  # eps 1 and 4: 16 shared records, 10 wrong before, 1 after, never the reverse
     assert (paired.n, paired.b, paired.c) == (16, 0, 9) and paired.p == pytest.approx(2 * 0.5 ** 9)
     line = robustness_verdict(curve, cmp.labels, 1)
-    assert "mitigated more robust than base" in line and "37.5% -> 93.8%" in line, line
+    assert "mitigated is more robust than base" in line and "37.5% -> 93.8%" in line, line
     html = render_comparison(cmp)
     assert 'id="robustness"' in html and html.count("<polyline") == 2
     result = run_cli("compare", base, mitigated)
     assert result.returncode == 0 and "more robust than base" in result.stdout, result.stderr
     # Swapped, the verdict turns round; runs without attacks have no robustness section.
-    assert "less robust" in robustness_verdict(compare_runs([mitigated, base]).robustness[0], ["m", "b"], 1)
+    assert "b is less robust than m" in robustness_verdict(compare_runs([mitigated, base]).robustness[0], ["m", "b"], 1)
+    same = compare_runs([base, base])  # no difference at all: not significant
+    assert "are not significantly different" in robustness_verdict(same.robustness[0], ["a", "b"], 1)
     assert 'id="robustness"' not in render_comparison(compare_runs(two_runs(tmp_path / "plain")))
 
 

@@ -159,9 +159,11 @@ def robustness_verdict(curve: dict, labels: Sequence[str], i: int) -> str:
     where = f"{curve['family']} · {curve['space']} space"
     if not p.n:
         return f"{where}: {labels[i]} and {labels[0]} share no attacked records (eps > 0)"
-    verdict = ("more robust" if p.significant and p.delta > 0 else "less robust" if p.significant and p.delta < 0
-               else "no significant difference in robustness")
-    return (f"{where}: {labels[i]} {verdict} than {labels[0]} under attack (eps > 0, n={p.n}): accuracy "
+    if p.significant:
+        verdict = f"{labels[i]} is {'more' if p.delta > 0 else 'less'} robust than {labels[0]}"
+    else:
+        verdict = f"{labels[i]} and {labels[0]} are not significantly different in robustness"
+    return (f"{where}: {verdict} under attack (eps > 0, n={p.n}): accuracy "
             f"{100 * p.acc_first:.1f}% -> {100 * p.acc_this:.1f}% ({100 * p.delta:+.1f} points, b={p.b} c={p.c}, "
             f"McNemar p={p.p:.3g})")
 
