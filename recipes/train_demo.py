@@ -2,8 +2,8 @@
 
     python recipes/train_demo.py --out src/modint/assets/demo [--scale 1.0] [--seed 0]
 
-Same as `modint zoo train-demo`. About 45 minutes on 2 CPU cores at scale 1.0; the recipe and its
-design are described in docs/demo-model.md.
+Same as `modint zoo train-demo`. About 2.5 hours on 2 CPU cores at scale 1.0 (the shipped weights
+resumed run 4's pointer checkpoint: docs/demo-model.md, with the recipe and its design).
 """
 
 import argparse

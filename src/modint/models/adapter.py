@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from modint.data.sample import OPTION_LETTERS, Sample
+from modint.models import pixels
 from modint.models.prompts import chat_messages, parse_answer, user_text
 from modint.models.specs import FamilySpec, spec_for
 
@@ -33,6 +34,13 @@ log = logging.getLogger(__name__)
 QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")  # flattened-patch pixel_values
 ANYRES_TYPES = ("llava_next", "llava_onevision")  # [B, tiles, 3, h, w] pixel_values
 FRAME_TYPES = ("idefics3", "smolvlm")  # [B, frames, 3, h, w] pixel_values
+# model_type -> one raw image [3, H, W] in [0, 1] -> its pixel_values, as differentiable torch ops
+PIXEL_PREPROCESSING: dict[str, Callable[[torch.Tensor, Any], torch.Tensor]] = {
+    **{t: pixels.resize_crop_normalize for t in ("llava", "paligemma", "blip-2", "instructblip", "gemma3")},
+    **{t: pixels.qwen_patches for t in QWEN_TYPES},
+    **{t: pixels.anyres_tiles for t in ANYRES_TYPES},
+    **{t: pixels.idefics3_tiles for t in FRAME_TYPES},
+}
 
 
 @dataclass
@@ -250,69 +258,24 @@ class VLMAdapter:
     def differentiable_pixels(self, image: torch.Tensor) -> torch.Tensor:
         """The family's preprocessing of one image as torch ops, so a loss on the model's output
         has a gradient with respect to the raw pixels: ``image`` is [3, H, W] in [0, 1]; returns
-        what the processor would put in ``pixel_values`` for it ([3, h, w]).
-
-        Covers processors that resize (shortest edge or fixed size), centre-crop and normalise
-        (CLIP, SigLIP, BLIP: LLaVA-1.5, PaliGemma, BLIP-2, InstructBLIP), Qwen's patch flattening
-        ([patches, dim]) and the tiling processors ([tiles, 3, h, w]: LLaVA-NeXT / OneVision
-        anyres, Idefics3 / SmolVLM frames). Resizing uses PIL's filter weights
-        (``modint.models.pixels``), as the processors resize with PIL.
-        """
-        from modint.models import pixels
-
+        what the processor would put in ``pixel_values`` for it: [3, h, w]; Qwen's flattened
+        [patches, dim]; the tiling families' [tiles, 3, h, w]. Resizing uses PIL's own filter
+        weights (``modint.models.pixels``), as the processors resize with PIL."""
         ip = getattr(self.processor, "image_processor", None)
-        if self.spec.model_type in QWEN_TYPES and ip is not None:
-            return self._qwen_pixels(image, ip)
-        if self.spec.model_type in ANYRES_TYPES and ip is not None:
-            return pixels.anyres_tiles(image.float(), ip).to(self.model.dtype)
-        if self.spec.model_type in FRAME_TYPES and ip is not None:
-            return pixels.idefics3_tiles(image.float(), ip).to(self.model.dtype)
-        if self.spec.model_type not in {"llava", "paligemma", "blip-2", "instructblip", "gemma3"} or ip is None:
+        prepare = PIXEL_PREPROCESSING.get(self.spec.model_type)
+        if prepare is None or ip is None:
             raise NotImplementedError(f"differentiable preprocessing is not implemented for {self.spec.model_type!r}")
-        x = image.unsqueeze(0).float()
-        height, width = x.shape[-2:]
-        size = ip.size  # a dict or transformers' SizeDict: both have .get
-        if size.get("shortest_edge"):
-            short = size.get("shortest_edge")
-            scale = short / min(height, width)
-            new = (short, int(width * scale)) if height <= width else (int(height * scale), short)
-        else:
-            new = (size.get("height"), size.get("width"))
-        x = pixels.resize(x, *new, getattr(ip, "resample", None))
-        if getattr(ip, "do_center_crop", False) and ip.crop_size:
-            ch, cw = ip.crop_size.get("height"), ip.crop_size.get("width")
-            top, left = (x.shape[-2] - ch) // 2, (x.shape[-1] - cw) // 2
-            x = x[..., top:top + ch, left:left + cw]
-        return pixels.normalize(x[0], ip).to(self.model.dtype)
-
-    def _qwen_pixels(self, image: torch.Tensor, ip: Any) -> torch.Tensor:
-        """Qwen2-VL / 2.5-VL: resize to the processor's smart size (multiples of patch x merge),
-        normalise, then flatten into [patches, C * T * p * p] in the processor's patch order."""
-        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
-
-        from modint.models.pixels import normalize, resize
-
-        p, merge, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
-        height, width = image.shape[-2:]
-        new_h, new_w = smart_resize(height, width, factor=p * merge, min_pixels=ip.size.get("shortest_edge"),
-                                    max_pixels=ip.size.get("longest_edge"))
-        x = normalize(resize(image.float(), new_h, new_w, getattr(ip, "resample", None)), ip)
-        c, gh, gw = x.shape[0], new_h // p, new_w // p
-        patches = x.reshape(c, gh // merge, merge, p, gw // merge, merge, p).permute(1, 4, 2, 5, 0, 3, 6)
-        patches = patches.unsqueeze(5).expand(*patches.shape[:5], t, p, p)
-        return patches.reshape(gh * gw, c * t * p * p).to(self.model.dtype)
+        return prepare(image.float(), ip).to(self.model.dtype)
 
     def differentiable_pixel_values(self, images: Sequence[torch.Tensor]) -> torch.Tensor:
         """``pixel_values`` for a batch of raw images (each [3, H, W] in [0, 1]) as the processor
         would lay them out: stacked; concatenated patches for Qwen; tiles padded with zero tiles to
         the batch's most for the tiling families."""
-        from modint.models.pixels import pad_tiles
-
         per_image = [self.differentiable_pixels(x) for x in images]
         if self.spec.model_type in QWEN_TYPES:
             return torch.cat(per_image)
         if self.spec.model_type in ANYRES_TYPES + FRAME_TYPES:
-            return pad_tiles(per_image)
+            return pixels.pad_tiles(per_image)
         return torch.stack(per_image)
 
     # ----- the LLM's input embeddings (for embedding-space PGD) --------------------------------

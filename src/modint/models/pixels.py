@@ -80,6 +80,42 @@ def normalize(x: torch.Tensor, ip: Any) -> torch.Tensor:
     return (x - mean) / std
 
 
+def resize_crop_normalize(x: torch.Tensor, ip: Any) -> torch.Tensor:
+    """One image, or one tile, as CLIP / SigLIP / BLIP-style processors prepare it (LLaVA-1.5,
+    PaliGemma, BLIP-2, InstructBLIP, Gemma 3, and each anyres tile): resize (the shortest edge to
+    ``size["shortest_edge"]`` with the aspect kept, or to height x width), centre-crop, normalise."""
+    if getattr(ip, "do_resize", True):
+        short = ip.size.get("shortest_edge")
+        h, w = x.shape[-2:]
+        if short:  # transformers' get_resize_output_image_size, integer rounding included
+            new = (short, int(short * w / h)) if h <= w else (int(short * h / w), short)
+        else:
+            new = (ip.size.get("height"), ip.size.get("width"))
+        x = resize(x, *new, getattr(ip, "resample", None))
+    crop = getattr(ip, "crop_size", None)
+    if getattr(ip, "do_center_crop", False) and crop:
+        ch, cw = crop.get("height"), crop.get("width")
+        top, left = (x.shape[-2] - ch) // 2, (x.shape[-1] - cw) // 2
+        x = x[..., top:top + ch, left:left + cw]
+    return normalize(x, ip)
+
+
+def qwen_patches(image: torch.Tensor, ip: Any) -> torch.Tensor:
+    """Qwen2-VL / 2.5-VL / 3-VL for one image: resized to the processor's smart size (multiples
+    of patch x merge), normalised, flattened into [patches, C * T * p * p] in its patch order."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
+
+    p, merge, t = ip.patch_size, ip.merge_size, ip.temporal_patch_size
+    height, width = image.shape[-2:]
+    new_h, new_w = smart_resize(height, width, factor=p * merge, min_pixels=ip.size.get("shortest_edge"),
+                                max_pixels=ip.size.get("longest_edge"))
+    x = normalize(resize(image, new_h, new_w, getattr(ip, "resample", None)), ip)
+    c, gh, gw = x.shape[0], new_h // p, new_w // p
+    patches = x.reshape(c, gh // merge, merge, p, gw // merge, merge, p).permute(1, 4, 2, 5, 0, 3, 6)
+    patches = patches.unsqueeze(5).expand(*patches.shape[:5], t, p, p)
+    return patches.reshape(gh * gw, c * t * p * p)
+
+
 def _size_tuple(size: Any) -> tuple[int, int]:
     if size.get("height") and size.get("width"):
         return size.get("height"), size.get("width")
@@ -109,22 +145,7 @@ def anyres_tiles(image: torch.Tensor, ip: Any) -> torch.Tensor:
     canvas = F.pad(fitted, (left, target_w - new_w - left, top, target_h - new_h - top))
     tiles = [resize(image, *base, r)]
     tiles += [canvas[:, i:i + tile, j:j + tile] for i in range(0, target_h, tile) for j in range(0, target_w, tile)]
-    out = []
-    for t in tiles:
-        if getattr(ip, "do_resize", True):
-            size = ip.size
-            if size.get("shortest_edge"):
-                short = size.get("shortest_edge")
-                h, w = t.shape[-2:]
-                t = resize(t, *((short, int(w * short / h)) if h <= w else (int(h * short / w), short)), r)
-            else:
-                t = resize(t, *base, r)
-        if getattr(ip, "do_center_crop", False) and crop:
-            ch, cw = crop.get("height"), crop.get("width")
-            top, left = (t.shape[-2] - ch) // 2, (t.shape[-1] - cw) // 2
-            t = t[..., top:top + ch, left:left + cw]
-        out.append(normalize(t, ip))
-    return torch.stack(out)
+    return torch.stack([resize_crop_normalize(t, ip) for t in tiles])
 
 
 def pad_tiles(per_image: list[torch.Tensor]) -> torch.Tensor:
@@ -165,8 +186,8 @@ def idefics3_tiles(image: torch.Tensor, ip: Any) -> torch.Tensor:
             w = math.ceil(int(h * aspect) / tile) * tile
         x = resize(x, h, w, r)
         if h > tile or w > tile:
-            frames = [x[:, r * tile:(r + 1) * tile, c * tile:(c + 1) * tile]
-                      for r in range((h - tile) // tile + 1) for c in range((w - tile) // tile + 1)]
+            frames = [x[:, row * tile:(row + 1) * tile, col * tile:(col + 1) * tile]
+                      for row in range((h - tile) // tile + 1) for col in range((w - tile) // tile + 1)]
             frames.append(resize(x, tile, tile, r))
         else:
             frames = [x]
