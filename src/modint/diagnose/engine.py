@@ -199,7 +199,9 @@ def strongest_within_ball(records: list[dict]) -> None:
     estimate of robustness there. Such records keep their own condition and eps and say where
     the outcome came from in ``found_at_eps``. This makes accuracy non-increasing in eps for every
     sample, as it is for the true worst case (AutoAttack reports the worst case over attacks in
-    the same way)."""
+    the same way). It combines the records of one batch, which holds all of a sample's
+    conditions; eps values added to an existing run directory later are not combined with the
+    records already written."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for rec in records:
         if rec.get("error") is None and rec.get("probs") is not None:
