@@ -64,3 +64,32 @@ def test_recipe_runs_at_ci_size(tmp_path):
     samples = [s.replace(image=load_image(s)) for s in load_mini("test", limit=3)]
     scored = adapter.score(samples)
     assert all(abs(r.probs.sum() - 1) < 1e-6 for r in scored)
+
+
+def test_mixture_draws_fresh_training_samples_beyond_the_pool():
+    from modint.zoo.demo import DemoConfig, _batches
+
+    cfg = DemoConfig(batch_size=6)
+    pool = {"image_heavy": ["pooled"], "text_heavy": ["pooled"], "vqa": ["pooled"]}
+    take = lambda sample, rng, cfg, step: sample  # noqa: E731
+    first = [s.id for b in _batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
+    again = [s.id for b in _batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
+    assert first == again  # seeded
+    assert all(i.startswith("train-") for i in first)
+    assert max(int(i.rsplit("-", 1)[1]) for i in first) >= cfg.train_per_family  # not the small pool
+    assert [b for b in _batches(pool, take, cfg, "mixture", 1)] == [["pooled"] * 6]
+
+
+def test_weak_image_rate_rises_over_the_mixture(monkeypatch):
+    import numpy as np
+
+    from modint.data.mini import load_mini
+    from modint.zoo import demo
+
+    cfg = demo.DemoConfig(mixture_steps=11, weak_image_rate=0.0, weak_image_rate_end=1.0, caption_rate=1.0)
+    rates = []
+    monkeypatch.setattr(demo, "mixture_example", lambda s, rng, c, rate: rates.append(rate))
+    sample = load_mini("train", limit=1)[0]
+    for step in (0, 5, 10):
+        demo._mixture_make(sample, np.random.default_rng(1), cfg, step)  # u = 0.51: a mixture example
+    assert [round(r, 6) for r in rates] == [0.0, 0.5, 1.0]
