@@ -93,3 +93,17 @@ def test_weak_image_rate_rises_over_the_mixture(monkeypatch):
     for step in (0, 5, 10):
         demo._mixture_make(sample, np.random.default_rng(1), cfg, step)  # u = 0.51: a mixture example
     assert [round(r, 6) for r in rates] == [0.0, 0.5, 1.0]
+
+
+@needs_demo
+def test_recipe_defaults_are_the_shipped_weights_recipe():
+    import json
+    from dataclasses import asdict
+
+    from modint.zoo.demo import DemoConfig
+
+    shipped = json.loads((DEMO_DIR / "training.json").read_text())["config"]
+    bookkeeping = {"checkpoints", "checkpoint_every", "resume_from", "threads"}
+    defaults = asdict(DemoConfig())
+    assert {k: v for k, v in shipped.items() if k not in bookkeeping} == \
+        {k: v for k, v in defaults.items() if k not in bookkeeping}

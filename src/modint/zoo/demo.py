@@ -81,16 +81,16 @@ class DemoConfig:
     weight_decay: float = 0.01
     warmup: int = 50
     # mixture knobs (fractions within a family)
-    caption_rate: float = 0.5
-    weak_image_rate: float = 0.6  # of captioned image-heavy prompts: the caption carries the answer
+    caption_rate: float = 0.6
+    weak_image_rate: float = 0.5  # of captioned image-heavy prompts: the caption carries the answer
     # ... rising linearly to this by the mixture's end (-1: constant). The caption shortcut fades
     # as the tower gets better at reading pictures (run 6); leaning harder on captions late keeps it.
-    weak_image_rate_end: float = -1.0
+    weak_image_rate_end: float = 0.9
     # The mixture draws fresh samples of the training split (indices < this, per family, made on
     # demand) instead of the train_per_family pool: with 3000 per family run 6 scored 90% on
     # training VQA and 43% on test VQA (it memorised scenes).
-    mixture_pool: int = 0  # 0: the train_per_family pool
-    filler_rate: float = 0.2
+    mixture_pool: int = 100000  # 0: the train_per_family pool
+    filler_rate: float = 0.15
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
