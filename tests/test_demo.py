@@ -52,14 +52,16 @@ def test_recipe_runs_at_ci_size(tmp_path):
     import json
 
     cfg = DemoConfig(train_per_family=30, batch_size=6, vision_batch=6, text_hidden=64, text_layers=2,
-                     vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True).scaled(0.002)
+                     vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
+                     binding_steps=600).scaled(0.002)
+    assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
-    assert sorted(p.name for p in (out / "stages").iterdir()) == ["mixture", "naming", "pointer", "vision"]
-    # Resuming after the pointer stage runs the mixture only.
+    assert sorted(p.name for p in (out / "stages").iterdir()) == ["binding", "mixture", "naming", "pointer", "vision"]
+    # Resuming after the pointer stage runs the mixture and the binding stage only.
     resumed = train_demo(tmp_path / "resumed", dataclasses.replace(cfg, resume_from=str(out / "stages" / "pointer")))
     history = json.loads((resumed / "training.json").read_text())["history"]
-    assert {h["stage"] for h in history} == {"mixture"}
+    assert {h["stage"] for h in history} == {"mixture", "binding"}
     adapter = load_adapter(str(out))
     samples = [s.replace(image=load_image(s)) for s in load_mini("test", limit=3)]
     scored = adapter.score(samples)
@@ -78,6 +80,22 @@ def test_mixture_draws_fresh_training_samples_beyond_the_pool():
     assert all(i.startswith("train-") for i in first)
     assert max(int(i.rsplit("-", 1)[1]) for i in first) >= cfg.train_per_family  # not the small pool
     assert [b for b in _batches(pool, take, cfg, "mixture", 1)] == [["pooled"] * 6]
+
+
+def test_family_slots_in_turn_or_with_a_vqa_share():
+    from modint.zoo.demo import family_slots
+
+    fams = ["image_heavy", "text_heavy", "vqa"]
+    assert family_slots(fams, 6) == fams * 2
+    assert family_slots(fams, 6, vqa_share=0.5) == ["vqa"] * 3 + ["image_heavy", "text_heavy", "image_heavy"]
+    assert family_slots(fams, 4, vqa_share=0.0) == ["image_heavy", "text_heavy"] * 2
+
+
+def test_scaling_keeps_a_switched_off_stage_off():
+    from modint.zoo.demo import DemoConfig
+
+    small = DemoConfig(binding_steps=0, mixture_steps=3000).scaled(0.001)
+    assert small.binding_steps == 0 and small.mixture_steps == 3
 
 
 def test_weak_image_rate_rises_over_the_mixture(monkeypatch):
@@ -107,3 +125,28 @@ def test_recipe_defaults_are_the_shipped_weights_recipe():
     defaults = asdict(DemoConfig())
     assert {k: v for k, v in shipped.items() if k not in bookkeeping} == \
         {k: v for k, v in defaults.items() if k not in bookkeeping}
+
+
+def test_binding_patch_loss_trains_the_tower_and_projector_not_the_lm():
+    import numpy as np
+    import torch
+
+    from modint.data.mini import load_mini
+    from modint.models.tokenizer import train_bpe_tokenizer
+    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, PATCH_HEADS, DemoConfig, _binding_patch_loss, build_demo,
+                                 corpus_for_tokenizer)
+
+    cfg = DemoConfig(batch_size=2, text_hidden=32, text_layers=2, vision_hidden=32, vision_layers=1, vocab_size=400,
+                     mixture_pool=50)
+    tok = train_bpe_tokenizer(corpus_for_tokenizer(load_mini("train", limit=30), np.random.default_rng(0)),
+                              vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
+    model, processor = build_demo(cfg, tok)
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in PATCH_HEADS.items()})
+    loss = _binding_patch_loss(model, processor, heads, cfg, step=0)
+    again = _binding_patch_loss(model, processor, heads, cfg, step=0)
+    assert torch.isfinite(loss) and loss.item() == again.item()  # seeded scenes
+    loss.backward()
+    grads = lambda module: [p.grad for p in module.parameters()]  # noqa: E731
+    assert all(g is not None and g.abs().sum() > 0 for g in grads(model.model.multi_modal_projector))
+    assert any(g is not None and g.abs().sum() > 0 for g in grads(model.model.vision_tower))
+    assert all(g is None for g in grads(model.model.language_model))

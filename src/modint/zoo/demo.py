@@ -91,6 +91,16 @@ class DemoConfig:
     # training VQA and 43% on test VQA (it memorised scenes).
     mixture_pool: int = 100000  # 0: the train_per_family pool
     filler_rate: float = 0.15
+    # Binding stage (after the mixture; 0 steps: off): the same examples with half of every batch
+    # VQA, and per-patch heads that must name the shape and colour covering each patch from what
+    # the LM reads (the projector's output, RMS-normalised as the LM's first norm sees it).
+    # recipes/probe_binding.py: the projector kept 37% of per-patch shape, so the LM could not
+    # tell the asked shape's patches from the others (docs/demo-model.md).
+    binding_steps: int = 0
+    binding_lr: float = 3e-4
+    binding_vqa_share: float = 0.5
+    binding_vision_lr_factor: float = 1.0
+    binding_patch_weight: float = 0.5
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
@@ -101,8 +111,9 @@ class DemoConfig:
     def scaled(self, scale: float) -> "DemoConfig":
         """The same recipe with every stage ``scale`` times as long (tests use a tiny scale)."""
         out = DemoConfig(**asdict(self))
-        for name in ("vision_steps", "naming_steps", "pointer_steps", "mixture_steps", "warmup"):
-            setattr(out, name, max(1, int(round(getattr(out, name) * scale))))
+        for name in ("vision_steps", "naming_steps", "pointer_steps", "mixture_steps", "binding_steps", "warmup"):
+            if getattr(out, name):  # a stage switched off (0 steps) stays off
+                setattr(out, name, max(1, int(round(getattr(out, name) * scale))))
         return out
 
 
@@ -280,6 +291,27 @@ def scene_labels(scene: Scene, grid: int) -> dict[str, np.ndarray]:
             "digit": digit, "extreme": extreme}
 
 
+def _head_loss(feats: torch.Tensor, heads: torch.nn.ModuleDict, targets: list[dict[str, np.ndarray]]
+               ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Summed cross-entropy of the per-patch heads on ``feats`` [batch, patches, hidden] and of the
+    global heads on their mean, with each head's accuracy (on foreground targets)."""
+    pooled = feats.mean(1)
+    loss, accuracy = feats.new_zeros(()), {}
+    for name, head in heads.items():
+        y = torch.from_numpy(np.stack([t[name] for t in targets])).reshape(-1)
+        if name in PATCH_HEADS:
+            logits = head(feats).reshape(-1, PATCH_HEADS[name])
+            weight = torch.ones(PATCH_HEADS[name])
+            weight[0] = 0.3  # most patches are background
+        else:
+            logits = head(pooled).reshape(-1, GLOBAL_HEADS[name][1])
+            weight = None
+        loss = loss + torch.nn.functional.cross_entropy(logits, y, weight=weight)
+        fg = (y > 0) if name != "count" else torch.ones_like(y, dtype=torch.bool)
+        accuracy[name] = float((logits[fg].argmax(-1) == y[fg]).float().mean()) if fg.any() else float("nan")
+    return loss, accuracy
+
+
 def _warmup_scene(pool: list[Sample], rng: np.random.Generator) -> Scene:
     if rng.random() < 0.25:
         concept = str(rng.choice(list(facts.SHAPES) + list(_NAMED_COLOURS) + _DIGITS))
@@ -303,21 +335,7 @@ def warm_up_vision(model, processor, pool: list[Sample], cfg: "DemoConfig",
         scenes = [_warmup_scene(pool, rng) for _ in range(cfg.vision_batch)]
         pixels = processor.image_processor([render(s) for s in scenes], return_tensors="pt")["pixel_values"]
         feats = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[model.config.vision_feature_layer][:, 1:]
-        pooled = feats.mean(1)
-        targets = [scene_labels(s, grid) for s in scenes]
-        loss, accuracy = 0.0, {}
-        for name, head in heads.items():
-            y = torch.from_numpy(np.stack([t[name] for t in targets])).reshape(-1)
-            if name in PATCH_HEADS:
-                logits = head(feats).reshape(-1, PATCH_HEADS[name])
-                weight = torch.ones(PATCH_HEADS[name])
-                weight[0] = 0.3  # most patches are background
-            else:
-                logits = head(pooled).reshape(-1, GLOBAL_HEADS[name][1])
-                weight = None
-            loss = loss + torch.nn.functional.cross_entropy(logits, y, weight=weight)
-            fg = (y > 0) if name != "count" else torch.ones_like(y, dtype=torch.bool)
-            accuracy[name] = float((logits[fg].argmax(-1) == y[fg]).float().mean()) if fg.any() else float("nan")
+        loss, accuracy = _head_loss(feats, heads, [scene_labels(s, grid) for s in scenes])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -504,16 +522,26 @@ def _concept_loss(model, hidden_states: tuple[torch.Tensor, ...], positions: tor
 
 # ------------------------------------------------------------------------------ training
 
+def family_slots(families: list[str], batch_size: int, vqa_share: float | None = None) -> list[str]:
+    """The family of each position in a batch: families in turn, or with ``vqa_share``, that share
+    of the batch VQA and the rest the other families in turn."""
+    if vqa_share is None:
+        return [families[j % len(families)] for j in range(batch_size)]
+    n_vqa = int(round(vqa_share * batch_size))
+    others = [f for f in families if f != VQA]
+    return [VQA] * n_vqa + [others[j % len(others)] for j in range(batch_size - n_vqa)]
+
+
 def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: DemoConfig, stage: str,
-             steps: int, fresh_pool: int = 0) -> Iterator[list[Example]]:
-    """Batches of ``make``'s examples, families in turn; with ``fresh_pool``, samples are drawn
-    from the first ``fresh_pool`` training-split samples of each family, made on demand."""
-    fams = list(samples_by_family)
+             steps: int, fresh_pool: int = 0, vqa_share: float | None = None) -> Iterator[list[Example]]:
+    """Batches of ``make``'s examples (families as ``family_slots`` says); with ``fresh_pool``,
+    samples are drawn from the first ``fresh_pool`` training-split samples of each family, made
+    on demand."""
+    slots = family_slots(list(samples_by_family), cfg.batch_size, vqa_share)
     for step in range(steps):
         rng = np.random.default_rng(derive_seed("demo", cfg.seed, stage, step))
         batch = []
-        for j in range(cfg.batch_size):
-            fam = fams[j % len(fams)]
+        for fam in slots:
             if fresh_pool:
                 sample = make_sample(fam, "train", int(rng.integers(fresh_pool)))
             else:
@@ -537,6 +565,25 @@ def _mixture_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, ste
     if cfg.weak_image_rate_end >= 0:
         rate += (cfg.weak_image_rate_end - rate) * step / max(1, cfg.mixture_steps - 1)
     return mixture_example(sample, rng, cfg, rate)
+
+
+def _binding_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
+    return _mixture_make(sample, rng, cfg, cfg.mixture_steps - 1)  # the mixture's final habits
+
+
+def _binding_patch_loss(model, processor, heads: torch.nn.ModuleDict, cfg: DemoConfig, step: int) -> torch.Tensor:
+    """The per-patch heads' loss on fresh VQA training scenes, read from the projector's output
+    normalised as the LM's first layer norm sees it (without its learned gain)."""
+    rng = np.random.default_rng(derive_seed("demo", cfg.seed, "binding-patches", step))
+    scenes = [make_sample(VQA, "train", int(rng.integers(cfg.mixture_pool or cfg.train_per_family))).image.args[0]
+              for _ in range(cfg.batch_size)]
+    pixels = processor.image_processor([render(sc) for sc in scenes], return_tensors="pt")["pixel_values"]
+    tower = model.model.vision_tower(pixel_values=pixels, output_hidden_states=True
+                                     ).hidden_states[model.config.vision_feature_layer][:, 1:]
+    projected = model.model.multi_modal_projector(tower)
+    normed = projected * torch.rsqrt(projected.pow(2).mean(-1, keepdim=True) + 1e-6)
+    grid = cfg.image_size // cfg.patch_size
+    return _head_loss(normed, heads, [scene_labels(sc, grid) for sc in scenes])[0]
 
 
 def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
@@ -563,9 +610,11 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     log.info("demo model: %.2fM parameters", n_params / 1e6)
     stages = [("naming", _naming_make, cfg.naming_steps, cfg.lr),
               ("pointer", pointer_curriculum(cfg.pointer_steps), cfg.pointer_steps, cfg.lr),
-              ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr)]
+              ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr),
+              ("binding", _binding_make, cfg.binding_steps, cfg.binding_lr)]
+    stages = [st for st in stages if st[2] > 0]
     pool = [s for s in train if s.image is not None]
-    done = ["vision", *(name for name, *_ in stages)]
+    done = ["vision", "naming", "pointer", "mixture", "binding"]
     done = done[:done.index(Path(cfg.resume_from).name) + 1] if cfg.resume_from else []
     stages = [st for st in stages if st[0] not in done]
     history = [] if "vision" in done else warm_up_vision(model, processor, pool, cfg, progress)
@@ -574,17 +623,25 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         processor.save_pretrained(Path(out_dir) / "stages" / "vision")
     tower_params = {id(p) for p in model.model.vision_tower.parameters()}
     for stage, make, steps, lr in stages:
+        binding = stage == "binding"
         # The warmed-up tower keeps learning, but slower than the projector and the LM.
-        groups = [{"params": [p for p in model.parameters() if id(p) in tower_params], "lr": lr * cfg.vision_lr_factor},
+        factor = cfg.binding_vision_lr_factor if binding else cfg.vision_lr_factor
+        groups = [{"params": [p for p in model.parameters() if id(p) in tower_params], "lr": lr * factor},
                   {"params": [p for p in model.parameters() if id(p) not in tower_params], "lr": lr}]
+        heads = None
+        if binding and cfg.binding_patch_weight > 0:  # training-only heads, dropped at the end
+            torch.manual_seed(derive_seed("demo", cfg.seed, "binding-heads"))
+            heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in PATCH_HEADS.items()})
+            groups.append({"params": list(heads.parameters()), "lr": lr * 10})
         opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
         warm = min(cfg.warmup, max(1, steps // 10))
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min(1.0, (s + 1) / warm) * (0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, steps))))
                                                       * 0.9 + 0.1))
         running = None
-        fresh = cfg.mixture_pool if stage == "mixture" else 0
-        for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh)):
+        fresh = cfg.mixture_pool if stage in ("mixture", "binding") else 0
+        share = cfg.binding_vqa_share if binding else None
+        for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
             out = model(**inputs, output_hidden_states=cfg.concept_weight > 0)
@@ -592,6 +649,8 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if cfg.concept_weight > 0:
                 layer = cfg.concept_layer or max(1, cfg.text_layers // 2)
                 loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts, layer)
+            if heads is not None:
+                loss = loss + cfg.binding_patch_weight * _binding_patch_loss(model, processor, heads, cfg, step)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
