@@ -53,7 +53,7 @@ def test_recipe_runs_at_ci_size(tmp_path):
 
     cfg = DemoConfig(train_per_family=30, batch_size=6, vision_batch=6, text_hidden=64, text_layers=2,
                      vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
-                     binding_steps=600).scaled(0.002)
+                     binding_steps=600, binding_attention_layer=1).scaled(0.002)
     assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
@@ -150,3 +150,39 @@ def test_binding_patch_loss_trains_the_tower_and_projector_not_the_lm():
     assert all(g is not None and g.abs().sum() > 0 for g in grads(model.model.multi_modal_projector))
     assert any(g is not None and g.abs().sum() > 0 for g in grads(model.model.vision_tower))
     assert all(g is None for g in grads(model.model.language_model))
+
+
+def test_asked_patches_cover_the_asked_shape_only():
+    from modint.data.mini import make_sample
+    from modint.zoo.demo import _shape_class, asked_patches, scene_labels
+
+    for i in range(6):  # count, colour_of, position twice
+        s = make_sample("vqa", "train", i)
+        mask = asked_patches(s, 8)
+        shapes = scene_labels(s.image.args[0], 8)["shape"]
+        asked = s.meta.get("target") or s.options[s.answer]
+        assert mask is not None and mask.any()
+        assert (shapes[mask] == _shape_class(asked)).all() and not (shapes[~mask] == _shape_class(asked)).any()
+    assert asked_patches(make_sample("image_heavy", "train", 0), 8) is None
+
+
+def test_attention_loss_is_minus_log_share_on_the_asked_patches():
+    import math
+
+    import numpy as np
+    import torch
+
+    from modint.zoo.demo import Example, _attention_loss
+
+    # one layer, one head, sequence: [text, img, img, img, answer-position]
+    att = torch.zeros(2, 1, 5, 5)
+    att[0, 0, 4] = torch.tensor([0.2, 0.4, 0.2, 0.2, 0.0])  # 0.4 of the image attention 0.8 on patch 0
+    att[1, 0, 4] = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])
+    ids = torch.tensor([[1, 9, 9, 9, 2]] * 2)
+    examples = [Example("q", None, " A", attend=np.array([True, False, False])), Example("q", None, " A")]
+    loss = _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0)
+    assert math.isclose(loss.item(), -math.log(0.5), rel_tol=1e-6)  # the second example has no target
+    att.requires_grad_(True)
+    _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0).backward()
+    assert att.grad[0, 0, 4, 1] < 0 < att.grad[0, 0, 4, 2]  # more on the asked patch, less elsewhere
+    assert _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples[1:], 9, 0, 0) is None

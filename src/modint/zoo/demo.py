@@ -101,6 +101,12 @@ class DemoConfig:
     binding_vqa_share: float = 0.5
     binding_vision_lr_factor: float = 1.0
     binding_patch_weight: float = 0.5
+    # ... and attention supervision: on VQA examples, one head's attention from the answer
+    # position onto the image must fall on the asked shape's patches (the renderer knows them).
+    # The probes found the LM spreading that attention over all objects (docs/demo-model.md).
+    binding_attention_weight: float = 0.5
+    binding_attention_layer: int = 2
+    binding_attention_head: int = 3
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
@@ -362,6 +368,7 @@ class Example:
     image: Image.Image | None
     target: str  # e.g. " B" or " star"
     concept: str | None = None  # what the answer refers to ("star" for " B"), for deep supervision
+    attend: np.ndarray | None = None  # image patches the answer is about (binding stage), row-major
 
 
 def _image_for_text_question(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Image.Image | None:
@@ -567,8 +574,36 @@ def _mixture_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, ste
     return mixture_example(sample, rng, cfg, rate)
 
 
+def asked_patches(sample: Sample, grid: int) -> np.ndarray | None:
+    """The patches of a VQA sample's picture that its question is about: the asked shape's
+    (count, colour_of) or the answer shape's (position); None if there are none."""
+    shape = sample.meta.get("target") or sample.options[sample.answer]
+    if sample.family != VQA or shape not in facts.SHAPES:
+        return None
+    mask = scene_labels(sample.image.args[0], grid)["shape"] == _shape_class(shape)
+    return mask if mask.any() else None
+
+
 def _binding_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
-    return _mixture_make(sample, rng, cfg, cfg.mixture_steps - 1)  # the mixture's final habits
+    example = _mixture_make(sample, rng, cfg, cfg.mixture_steps - 1)  # the mixture's final habits
+    if example.image is not None and cfg.binding_attention_weight > 0:  # VQA pictures are never altered
+        example.attend = asked_patches(sample, cfg.image_size // cfg.patch_size)
+    return example
+
+
+def _attention_loss(attentions: tuple[torch.Tensor, ...], inputs: dict, positions: torch.Tensor,
+                    examples: list[Example], image_token_id: int, layer: int, head: int) -> torch.Tensor | None:
+    """-log of the share of one head's answer-position attention on the image that falls on
+    each example's ``attend`` patches, averaged over the examples that have them."""
+    losses = []
+    for i, ex in enumerate(examples):
+        if ex.attend is None:
+            continue
+        row = attentions[layer][i, head, positions[i]]
+        on_image = row[inputs["input_ids"][i] == image_token_id]
+        share = on_image[torch.from_numpy(ex.attend.reshape(-1))].sum() / on_image.sum().clamp_min(1e-9)
+        losses.append(-torch.log(share.clamp_min(1e-6)))
+    return torch.stack(losses).mean() if losses else None
 
 
 def _binding_patch_loss(model, processor, heads: torch.nn.ModuleDict, cfg: DemoConfig, step: int) -> torch.Tensor:
@@ -641,16 +676,25 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         running = None
         fresh = cfg.mixture_pool if stage in ("mixture", "binding") else 0
         share = cfg.binding_vqa_share if binding else None
+        supervise_attention = binding and cfg.binding_attention_weight > 0
+        attn_implementation = model.config._attn_implementation
+        if supervise_attention:  # attention weights are only returned by the eager implementation
+            model.set_attn_implementation("eager")
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
-            out = model(**inputs, output_hidden_states=cfg.concept_weight > 0)
+            out = model(**inputs, output_hidden_states=cfg.concept_weight > 0, output_attentions=supervise_attention)
             loss = out.loss
             if cfg.concept_weight > 0:
                 layer = cfg.concept_layer or max(1, cfg.text_layers // 2)
                 loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts, layer)
             if heads is not None:
                 loss = loss + cfg.binding_patch_weight * _binding_patch_loss(model, processor, heads, cfg, step)
+            if supervise_attention:
+                attention = _attention_loss(out.attentions, inputs, positions, batch, model.config.image_token_id,
+                                            cfg.binding_attention_layer, cfg.binding_attention_head)
+                if attention is not None:
+                    loss = loss + cfg.binding_attention_weight * attention
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -665,6 +709,8 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if cfg.checkpoints and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
                 model.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
                 processor.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
+        if supervise_attention:
+            model.set_attn_implementation(attn_implementation)
         if cfg.checkpoints:
             model.save_pretrained(Path(out_dir) / "stages" / stage)
             processor.save_pretrained(Path(out_dir) / "stages" / stage)
