@@ -53,9 +53,9 @@ RECIPES = {
 
 # Settings for models too small for the published ones (lr 2e-5 and one epoch are tuned for 7B
 # models on the paper's data): applied by `modint train --model demo` unless overridden.
-# The demo preset: LoRA (r 16) on the LM keeps the references (full fine-tuning at lr 1e-4 cost
-# 1.7 text-heavy points, all of them arithmetic) and a 3:3:2 quota gives the text-heavy anchors
-# the switched-image views they need; README "Mitigate" has the settings tried.
+# The demo preset: the closest to every target of the settings tried (README "Mitigate"; none
+# meets all): LoRA (r 16) on the LM, and a 3:3:2 quota that gives the text-heavy anchors more
+# switched-image views. Fine-tuning costs arithmetic first; lower rates keep it but close less.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"lr": 8e-4, "max_steps": 300, "warmup_ratio": 0.05, "trainable": "lora", "lora_r": 16,
              "lora_alpha": 32, "quotas": {"image_heavy": 3, "text_heavy": 3, "vqa": 2}},
