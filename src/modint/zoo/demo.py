@@ -648,11 +648,10 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
               ("pointer", pointer_curriculum(cfg.pointer_steps), cfg.pointer_steps, cfg.lr),
               ("mixture", _mixture_make, cfg.mixture_steps, cfg.mixture_lr),
               ("binding", _binding_make, cfg.binding_steps, cfg.binding_lr)]
-    stages = [st for st in stages if st[2] > 0]
     pool = [s for s in train if s.image is not None]
-    done = ["vision", "naming", "pointer", "mixture", "binding"]
+    done = ["vision", *(name for name, *_ in stages)]
     done = done[:done.index(Path(cfg.resume_from).name) + 1] if cfg.resume_from else []
-    stages = [st for st in stages if st[0] not in done]
+    stages = [st for st in stages if st[0] not in done and st[2] > 0]  # 0 steps: a stage switched off
     history = [] if "vision" in done else warm_up_vision(model, processor, pool, cfg, progress)
     if cfg.checkpoints and "vision" not in done:
         model.save_pretrained(Path(out_dir) / "stages" / "vision")
