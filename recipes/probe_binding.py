@@ -46,7 +46,7 @@ def main() -> None:
     from modint.data.mini import make_sample
     from modint.data.sample import load_image
     from modint.models.adapter import VLMAdapter
-    from modint.zoo.demo import _shape_class, scene_labels
+    from modint.zoo.demo import asked_patches, scene_labels
 
     torch.manual_seed(0)
     model = LlavaForConditionalGeneration.from_pretrained(args.checkpoint, dtype=torch.float32,
@@ -129,7 +129,7 @@ def main() -> None:
     totals = None
     ss = vqa("test", 30, "colour_of")
     for s in ss:
-        on_target = torch.from_numpy(scene_labels(s.image.args[0], grid)["shape"] == _shape_class(s.meta["target"]))
+        on_target = torch.from_numpy(asked_patches(s, grid))  # colour_of shapes always cover patches
         s = s.replace(image=load_image(s))
         inputs = processor(text=[adapter.prompt(s)], images=[s.image], return_tensors="pt")
         with torch.no_grad():
