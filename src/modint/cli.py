@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
@@ -279,6 +279,22 @@ def train(
             out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
 
 
+def _as_field_type(key: str, value: Any, annotation: str) -> Any:
+    """YAML reads ``1e-3`` as a string (its floats need a dot): convert numbers for numeric
+    fields, so ``--set lr=1e-3`` works; anything that is not a number is a usage error."""
+    kinds = {k.strip() for k in annotation.split("|")}
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return value
+    try:
+        if "float" in kinds:
+            return float(value)
+        if "int" in kinds and not isinstance(value, float):
+            return int(value)
+    except ValueError:
+        usage_error(f"training setting {key}: expected a number, got {value!r}")
+    return value
+
+
 def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
     """TrainConfig from, in increasing priority: the published defaults, the model's preset
     (`demo`), a YAML file, --set KEY=VALUE, explicit options. Bad settings are usage errors."""
@@ -308,6 +324,9 @@ def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_
     unknown = sorted(set(values) - fields)
     if unknown:
         usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
+    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    for key, value in values.items():
+        values[key] = _as_field_type(key, value, types[key])
     try:
         cfg = TrainConfig(**values)
         cfg.check()
