@@ -14,7 +14,8 @@ import torch
 
 from modint.data.mini import load_mini
 from modint.data.sample import load_image
-from modint.mitigate.objectives import answer_ce, answer_positions, consistency, paired_answer_states
+from modint.mitigate.objectives import (answer_ce, answer_positions, consistency, paired_answer_states,
+                                       preservation)
 from modint.mitigate.sampler import QuotaBatchSampler
 from modint.mitigate.train import TrainConfig, build_sequences, step_loss, train
 
@@ -62,6 +63,19 @@ def test_no_gradient_reaches_the_anchor(kind):
     a = torch.tensor(ANCHOR, requires_grad=True)
     consistency(v, a, kind).backward()
     assert a.grad is None and v.grad is not None and v.grad.abs().sum() > 0
+
+
+def test_preservation_is_kl_from_the_model_before_by_hand():
+    student = torch.tensor(VIEW + ANCHOR, requires_grad=True)
+    before = torch.tensor(ANCHOR + ANCHOR, requires_grad=True)
+    q, p = _softmax(VIEW[0]), _softmax(ANCHOR[0])
+    loss = preservation(student, before)
+    assert loss.item() == pytest.approx(_kl(p, q) / 2, rel=1e-5)  # KL(before || student), mean over rows
+    loss.backward()
+    assert before.grad is None and student.grad[0].abs().sum() > 0
+    assert student.grad[1].abs().sum() == pytest.approx(0, abs=1e-7)  # equal rows: nothing to pull
+    qt, pt = _softmax(np.array(VIEW[0]) / 2), _softmax(np.array(ANCHOR[0]) / 2)
+    assert preservation(torch.tensor(VIEW), torch.tensor(ANCHOR), 2).item() == pytest.approx(_kl(pt, qt), rel=1e-5)
 
 
 def test_answer_alignment_and_ce():
@@ -156,6 +170,33 @@ def test_step_loss_parts_and_gradient_flow(train_samples):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in lm)
     assert all(not p.requires_grad for p in adapter.model.model.vision_tower.parameters())
     assert all(p.requires_grad for p in params)
+
+
+@pytest.mark.parametrize("trainable", ["full", "lora"])
+def test_preservation_is_zero_before_training_and_pulls_back_after(train_samples, trainable):
+    from modint.mitigate.train import prepare_trainable, reference_model
+    from modint.perturb import default_pools
+
+    adapter = _fresh_adapter()
+    cfg = TrainConfig(recipe="aug_kl", preserve_weight=0.5, trainable=trainable, lora_r=4, lora_alpha=8)
+    params = prepare_trainable(adapter, cfg)
+    reference = reference_model(adapter, cfg)
+    live = adapter.model
+    anchors = [next(s for s in train_samples if s.family == f) for f in ("image_heavy", "text_heavy", "vqa")]
+    pools = default_pools(train_samples)
+    loss, parts = step_loss(adapter, anchors, cfg, pools, 0, 0, reference)
+    assert adapter.model is live  # the reference context hands the model back
+    assert parts["preserve"] == pytest.approx(0, abs=1e-5)  # nothing trained yet: student == before
+    assert parts["loss"] == pytest.approx(parts["ce"] + 0.01 * parts["consistency"] + 0.5 * parts["preserve"], rel=1e-5)
+    with torch.no_grad():  # a step's worth of change to what is trained
+        for p in params:
+            p.add_(torch.randn_like(p) * 0.05)
+    loss, parts = step_loss(adapter, anchors, cfg, pools, 0, 0, reference)
+    assert parts["preserve"] > 1e-4  # the reference is the model before, not the live one
+    loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+    with pytest.raises(ValueError, match="reference"):
+        step_loss(adapter, anchors, cfg, pools, 0, 0, None)
 
 
 def test_adversarial_view_never_perturbs_the_answer(train_samples):
@@ -291,6 +332,20 @@ def test_train_cli_mistakes_exit_2(tmp_path):
         r = subprocess.run(MODINT + ["train", "--out", str(tmp_path)] + args, capture_output=True, text=True, env=env)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+
+
+def test_train_settings_take_numbers_as_yaml_cannot(tmp_path):
+    """YAML reads 1e-3 as a string; --set and config files still mean the number."""
+    from modint.cli import _train_config
+
+    (tmp_path / "c.yaml").write_text("lr: 3e-4\nmax_steps: '20'\n")
+    cfg = _train_config("some/model", tmp_path / "c.yaml", ["preserve_weight=1", "pgd_eps=5e-2"], {}, seed=0)
+    assert (cfg.lr, cfg.max_steps, cfg.preserve_weight, cfg.pgd_eps) == (3e-4, 20, 1.0, 0.05)
+    assert isinstance(cfg.preserve_weight, float) and isinstance(cfg.max_steps, int)
+    import typer
+
+    with pytest.raises(typer.Exit):
+        _train_config("some/model", None, ["lr=fast"], {}, seed=0)
 
 
 def test_ablation_table_by_hand():

@@ -70,6 +70,17 @@ def consistency(view: torch.Tensor, anchor: torch.Tensor, kind: str = "kl", temp
     return (0.5 * _kl(q_log, m_log) + 0.5 * _kl(p_log, m_log)).mean()
 
 
+def preservation(student: torch.Tensor, reference: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """KL(p_reference || q_student), mean over rows: distillation from the model before
+    fine-tuning on the clean anchors' answers (learning without forgetting). ``student`` and
+    ``reference`` are [N, V] logits at the same answer positions; no gradient reaches the reference."""
+    if student.shape[0] == 0:
+        return student.sum() * 0
+    q_log = F.log_softmax(student.float() / temperature, -1)
+    p_log = F.log_softmax(reference.detach().float() / temperature, -1)
+    return _kl(p_log, q_log).mean()
+
+
 def paired_answer_states(states: torch.Tensor, labels: torch.Tensor, pairs: list[tuple[int, int]],
                          shift: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Stack the answer-position rows of (view, anchor) pairs: ([N, D] view, [N, D] anchor).

@@ -7,7 +7,10 @@ One training step (``step_loss``) for anchors drawn with modality quotas:
   (seed, epoch, sample id, condition), so every epoch sees fresh perturbations;
 - ``L = CE(answer tokens of anchors and views) + w_adv * CE(adversarial views)
   + lambda * mean consistency(view || sg(anchor))`` with the adversarial views (embedding PGD on
-  the irrelevant modality, ``modint.attacks``) joining the consistency term.
+  the irrelevant modality, ``modint.attacks``) joining the consistency term;
+- optionally (``preserve_weight``; not in the paper, off by default) ``+ mu * KL(p_before || q)``
+  on the clean anchors' answers, where p_before is the model before fine-tuning: learning
+  without forgetting, so the reference accuracies hold while the views are trained.
 
 Data parallel: each rank takes its own quota shard. Under a plain multi-process launch the
 gradients are averaged over ranks after backward (an all-reduce, so every forward path of the
@@ -19,20 +22,23 @@ forward gathers the parameters it needs.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from contextlib import contextmanager
+from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 
 from modint.attacks import PGDConfig, pgd
 from modint.attacks.vlm import frozen, irrelevant_mask
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
-from modint.mitigate.objectives import answer_ce, answer_ce_per_row, consistency, paired_answer_states
+from modint.mitigate.objectives import (answer_ce, answer_ce_per_row, consistency, paired_answer_states,
+                                       preservation)
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
 from modint.seeding import derive_seed
@@ -78,6 +84,7 @@ class TrainConfig:
     temperature: float = 1.0
     shift_logits: bool = True  # False reproduces the published off-by-one
     adv_weight: float = 1.0
+    preserve_weight: float = 0.0  # mu: KL(model before fine-tuning || model) on clean anchors; 0 = off (published)
     adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
     pgd_eps: float = 0.05
     pgd_eps_relative: bool = True  # eps x RMS of the perturbed embeddings; False: absolute
@@ -99,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"unknown trainable {self.trainable!r}; use full, all, lora or projector")
         if self.adv_noise not in ("pgd", "gaussian"):
             raise ValueError(f"unknown adv_noise {self.adv_noise!r}; use pgd or gaussian")
+        if self.preserve_weight < 0:
+            raise ValueError(f"preserve_weight must be >= 0, got {self.preserve_weight}")
         PGDConfig(eps=self.pgd_eps, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
 
 
@@ -149,8 +158,10 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
 
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
-              step: int) -> tuple[torch.Tensor, dict[str, float]]:
-    """The loss of one batch of anchors and its parts (for the log)."""
+              step: int, reference: Callable[[], ContextManager] | None = None
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+    """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
+    which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0)."""
     _, _, with_consistency, with_adv = RECIPES[cfg.recipe]
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
     batch = adapter.encode(sequences, with_answers=True)
@@ -182,6 +193,19 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
         cons = torch.stack(cons_terms).sum() / n_views  # mean over all views
         loss = loss + cfg.consistency_weight * cons
         parts["consistency"] = cons.item()
+    if cfg.preserve_weight > 0:
+        if reference is None:
+            raise ValueError("preserve_weight > 0 needs the model before fine-tuning (reference)")
+        clean = [sequences[r] for r in anchor_rows]
+        ref_batch = adapter.encode(clean, with_answers=True)
+        with torch.no_grad(), reference():
+            ref_logits = adapter.forward(ref_batch).logits
+        student = paired_answer_states(out.logits, batch.labels, [(r, r) for r in anchor_rows], cfg.shift_logits)[0]
+        before = paired_answer_states(ref_logits, ref_batch.labels, [(j, j) for j in range(len(clean))],
+                                      cfg.shift_logits)[0]
+        keep = preservation(student, before, cfg.temperature)
+        loss = loss + cfg.preserve_weight * keep
+        parts["preserve"] = keep.item()
     parts["loss"] = loss.item()
     return loss, parts
 
@@ -258,6 +282,27 @@ def sharded_accelerator() -> Any:
     return Accelerator()
 
 
+def reference_model(adapter: Any, cfg: TrainConfig) -> Callable[[], ContextManager] | None:
+    """A context factory in which ``adapter.model`` is the model before fine-tuning, for the
+    preservation term; None when it is off. LoRA: the adapters switched off (no copy); otherwise a
+    frozen copy made now (call it before the first step; it doubles the model's memory)."""
+    if cfg.preserve_weight <= 0:
+        return None
+    if cfg.trainable == "lora":
+        return lambda: adapter.model.disable_adapter()
+    before = copy.deepcopy(adapter.model).eval().requires_grad_(False)
+
+    @contextmanager
+    def swapped():
+        live, adapter.model = adapter.model, before
+        try:
+            yield
+        finally:
+            adapter.model = live
+
+    return swapped
+
+
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
     if world <= 1:
         return
@@ -292,6 +337,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     pools = default_pools(list(samples))
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
+    reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))
     # The schedule counts our steps (one per global batch): it stays outside accelerate's
@@ -301,6 +347,9 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     acc = sharded_accelerator()
     prepared = adapter.model
     if acc is not None:
+        if cfg.preserve_weight > 0:
+            raise ValueError("preserve_weight under FSDP/DeepSpeed is not supported yet (the reference copy "
+                             "would not be sharded): use plain data parallel or preserve_weight=0")
         if cfg.trainable == "lora":
             raise ValueError("trainable=lora under FSDP/DeepSpeed is not supported yet: use plain data parallel "
                              "(accelerate launch --multi_gpu) for LoRA")
@@ -339,7 +388,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
                 step += 1
                 continue
             anchors = [samples[i] for i in indices]
-            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step)
+            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step, reference)
             opt.zero_grad(set_to_none=True)
             if acc is None:
                 loss.backward()
