@@ -325,6 +325,17 @@ def test_two_process_cpu_training_and_cli(tmp_path):
     assert (tmp_path / "model" / "config.json").exists()
 
 
+def test_train_cli_diagnoses_with_the_diagnose_default_seed_whatever_the_training_seed(tmp_path):
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(MODINT + ["train", "--model", "tiny-random-llava", "--max-steps", "1", "--limit", "16",
+                                 "--seed", "3", "--eval-limit", "3", "--set", "pgd_steps=1", "--out", str(tmp_path)],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((tmp_path / "train_config.json").read_text())["seed"] == 3
+    manifest = json.loads((tmp_path / "diagnosis" / "manifest.json").read_text())
+    assert manifest["config"]["seed"] == 0  # pairs with `modint diagnose` of the model before
+
+
 def test_train_cli_mistakes_exit_2(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     for args, message in [(["--recipe", "magic"], "unknown recipe"), (["--set", "lrr=1"], "unknown training setting"),

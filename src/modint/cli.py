@@ -230,6 +230,9 @@ def train(
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
     eval_split: str = typer.Option("test", help="Split the final model is diagnosed on."),
     eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in the final diagnosis."),
+    eval_seed: int = typer.Option(0, help="Seed of the final diagnosis (perturbation draws, CIs). The default is "
+                                  "`modint diagnose`'s, so the result pairs with a diagnosis of the model before; "
+                                  "--seed only changes the training."),
     diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
                                         "OUT/diagnosis."),
     device: str = DEVICE_OPTION,
@@ -270,7 +273,7 @@ def train(
         eval_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit)
         with _progress() as bar:
             task = bar.add_task("diagnose", total=None)
-            summary = run_diagnosis(adapter, eval_samples, Path(out_dir) / "diagnosis", DiagnoseConfig(seed=seed),
+            summary = run_diagnosis(adapter, eval_samples, Path(out_dir) / "diagnosis", DiagnoseConfig(seed=eval_seed),
                                     progress=lambda d, t: bar.update(task, completed=d, total=t),
                                     run_info={"model": str(model_dir), "benchmark": benchmark, "split": eval_split,
                                               "trained_from": model, "recipe": cfg.recipe})
