@@ -336,6 +336,13 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         raise ValueError(f"too few samples for one batch with quotas {quotas} on {world} process(es)")
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     pools = default_pools(list(samples))
+    acc = sharded_accelerator()
+    if acc is not None and cfg.preserve_weight > 0:  # refused before the copy is made
+        raise ValueError("preserve_weight under FSDP/DeepSpeed is not supported yet (the reference copy "
+                         "would not be sharded): use plain data parallel or preserve_weight=0")
+    if acc is not None and cfg.trainable == "lora":
+        raise ValueError("trainable=lora under FSDP/DeepSpeed is not supported yet: use plain data parallel "
+                         "(accelerate launch --multi_gpu) for LoRA")
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
     reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
@@ -345,15 +352,8 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     # prepare, which would step it once per process.
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
-    acc = sharded_accelerator()
     prepared = adapter.model
     if acc is not None:
-        if cfg.preserve_weight > 0:
-            raise ValueError("preserve_weight under FSDP/DeepSpeed is not supported yet (the reference copy "
-                             "would not be sharded): use plain data parallel or preserve_weight=0")
-        if cfg.trainable == "lora":
-            raise ValueError("trainable=lora under FSDP/DeepSpeed is not supported yet: use plain data parallel "
-                             "(accelerate launch --multi_gpu) for LoRA")
         prepared, opt = acc.prepare(adapter.model, opt)
         adapter.model = getattr(prepared, "module", prepared)  # DeepSpeed: an engine around the model
         params = [p for p in adapter.model.parameters() if p.requires_grad]
