@@ -359,6 +359,26 @@ def test_train_settings_take_numbers_as_yaml_cannot(tmp_path):
         _train_config("some/model", None, ["lr=fast"], {}, seed=0)
 
 
+def test_ablate_trains_diagnoses_at_the_eval_seed_and_reuses_finished_recipes(tmp_path):
+    from modint.mitigate.ablate import ablate
+
+    cfg = TrainConfig(max_steps=1, seed=3, pgd_steps=1, quotas={"image_heavy": 1, "text_heavy": 1, "vqa": 1})
+    table = ablate(_fresh_adapter, tmp_path, cfg, ["sft"], train_limit=16, eval_limit=3)
+    lines = table.splitlines()
+    assert [l.split(" | ")[0] for l in lines[2:]] == ["| none (base model)", "| sft"]
+    assert (tmp_path / "ablation.md").read_text() == table
+    assert json.loads((tmp_path / "sft" / "train_config.json").read_text())["seed"] == 3
+    for run in ("base", "sft/diagnosis"):  # both at eval_seed 0, so they pair with each other
+        assert json.loads((tmp_path / run / "manifest.json").read_text())["config"]["seed"] == 0
+    finished = (tmp_path / "sft" / "diagnosis" / "summary.json").stat().st_mtime_ns
+
+    def must_not_load():
+        raise AssertionError("a finished recipe was trained again")
+
+    assert ablate(must_not_load, tmp_path, cfg, ["sft"], train_limit=16, eval_limit=3) == table
+    assert (tmp_path / "sft" / "diagnosis" / "summary.json").stat().st_mtime_ns == finished
+
+
 def test_ablation_table_by_hand():
     from modint.mitigate.ablate import ablation_table
 

@@ -351,7 +351,9 @@ def ablate(
     max_steps: Optional[int] = typer.Option(None, min=1, help="Steps per recipe."),
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many training samples."),
     eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many evaluation samples."),
-    seed: int = typer.Option(0),
+    seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
+    eval_seed: int = typer.Option(0, help="Seed of every diagnosis (the base model's too); --seed only changes "
+                                  "the training."),
 ) -> None:
     """The paper's ablation on one model: train each recipe, diagnose each, print a Markdown
     table of accuracy under every condition (written to OUT/ablation.md)."""
@@ -369,7 +371,7 @@ def ablate(
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
     table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, train_limit=limit,
-                         eval_limit=eval_limit, progress=lambda msg: err.print(f"modint: {msg}"))
+                         eval_limit=eval_limit, eval_seed=eval_seed, progress=lambda msg: err.print(f"modint: {msg}"))
     out.print(table)
 
 

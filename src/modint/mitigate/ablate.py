@@ -38,10 +38,12 @@ def ablation_table(summaries: dict[str, dict]) -> str:
 
 def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, recipes: Sequence[str] = tuple(RECIPES),
            benchmark: str = "mini", train_split: str = "train", eval_split: str = "test",
-           train_limit: int | None = None, eval_limit: int | None = None,
+           train_limit: int | None = None, eval_limit: int | None = None, eval_seed: int = 0,
            progress: Callable[[str], None] | None = None) -> str:
     """Train ``recipes`` from fresh copies of the model (``load()``), diagnose each; returns the
-    Markdown table (also written to OUT/ablation.md). Finished recipes are reused on re-run."""
+    Markdown table (also written to OUT/ablation.md). Finished recipes are reused on re-run.
+    Every diagnosis, the base model's included, uses ``eval_seed`` (not the training seed), so
+    runs trained at different seeds pair with one base diagnosis."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     train_samples = load_benchmark(benchmark, split=train_split, limit=train_limit)
@@ -51,7 +53,7 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
     if not (base / "summary.json").exists():
         if progress:
             progress("diagnosing the base model")
-        run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=base_cfg.seed))
+        run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=eval_seed))
     summaries["none (base model)"] = json.loads((base / "summary.json").read_text())
     for recipe in recipes:
         run = out / recipe
@@ -61,7 +63,7 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
                 progress(f"training {recipe}")
             adapter = load()
             train(adapter, train_samples, run, replace(base_cfg, recipe=recipe))
-            run_diagnosis(adapter, eval_samples, diag, DiagnoseConfig(seed=base_cfg.seed),
+            run_diagnosis(adapter, eval_samples, diag, DiagnoseConfig(seed=eval_seed),
                           run_info={"model": str(run / "model"), "benchmark": benchmark, "split": eval_split,
                                     "recipe": recipe})
         summaries[recipe] = json.loads((diag / "summary.json").read_text())
