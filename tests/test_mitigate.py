@@ -219,6 +219,33 @@ def test_adversarial_view_never_perturbs_the_answer(train_samples):
     assert moved.any()
 
 
+def test_image_tokens_of_text_heavy_anchors_get_their_own_pgd_radius(train_samples):
+    from modint.attacks.vlm import irrelevant_mask
+    from modint.mitigate.train import adversarial_logits
+    from modint.perturb import default_pools
+
+    adapter = _fresh_adapter()
+    anchors = [next(s for s in train_samples if s.family == f) for f in ("image_heavy", "text_heavy")]
+    seqs, _, _ = build_sequences(anchors, TrainConfig(recipe="sft"), default_pools(train_samples), 0)
+
+    def radii(cfg):  # max |delta| / RMS of the perturbed embeddings, per row
+        fed = []
+        handle = adapter.language_model().register_forward_hook(
+            lambda m, a, kw, o: fed.append(kw["inputs_embeds"].detach().clone()), with_kwargs=True)
+        try:
+            batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=5)
+        finally:
+            handle.remove()
+        mask = irrelevant_mask(batch, seqs) & ~batch.answer_input_mask
+        clean, delta = fed[0], fed[-1] - fed[0]
+        rms = torch.stack([clean[i][mask[i]].pow(2).mean().sqrt() for i in range(len(seqs))])
+        assert not delta[~mask].any()
+        return [round(x, 3) for x in (delta.abs().amax((1, 2)) / rms).tolist()]
+
+    assert radii(TrainConfig(pgd_eps=0.05, pgd_steps=2)) == [0.05, 0.05]
+    assert radii(TrainConfig(pgd_eps=0.05, pgd_eps_image=0.4, pgd_steps=2)) == [0.05, 0.4]
+
+
 def test_resume_gives_the_same_weights(tmp_path, train_samples):
     cfg = dict(recipe="aug_kl_pgd", max_steps=4, lr=1e-3, quotas={"image_heavy": 1, "text_heavy": 1, "vqa": 1})
     straight = _fresh_adapter()

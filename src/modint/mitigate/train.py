@@ -89,6 +89,10 @@ class TrainConfig:
     adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
     pgd_eps: float = 0.05
     pgd_eps_relative: bool = True  # eps x RMS of the perturbed embeddings; False: absolute
+    # eps for the rows whose irrelevant modality is the image (text-heavy anchors); None: pgd_eps.
+    # Not in the paper: a ball of 0.05 x RMS around the image tokens holds nothing like a whole
+    # other picture, which is what a switched image is.
+    pgd_eps_image: float | None = None
     pgd_steps: int = 2
     pgd_step_rule: str = "sign"
     pgd_alpha: float | None = None
@@ -110,6 +114,8 @@ class TrainConfig:
         if self.preserve_weight < 0:
             raise ValueError(f"preserve_weight must be >= 0, got {self.preserve_weight}")
         PGDConfig(eps=self.pgd_eps, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
+        if self.pgd_eps_image is not None:
+            PGDConfig(eps=self.pgd_eps_image, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
 
 
 # ------------------------------------------------------------------------------- one step
@@ -143,7 +149,9 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     maskf = mask[..., None].float()
     counts = mask.sum(1).clamp_min(1)
     rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
-    eps = cfg.pgd_eps * rms if cfg.pgd_eps_relative else torch.full_like(rms, cfg.pgd_eps)
+    radius = torch.tensor([cfg.pgd_eps_image if s.family == TEXT_HEAVY and cfg.pgd_eps_image is not None
+                           else cfg.pgd_eps for s in anchors], dtype=rms.dtype, device=rms.device)
+    eps = radius * rms if cfg.pgd_eps_relative else radius
     if cfg.adv_noise == "gaussian":
         g = torch.Generator().manual_seed(step_seed % 2**63)
         delta = torch.randn(embeds.shape, generator=g).to(embeds.device) * eps.view(-1, 1, 1) * maskf
