@@ -199,21 +199,26 @@ def test_preservation_is_zero_before_training_and_pulls_back_after(train_samples
         step_loss(adapter, anchors, cfg, pools, 0, 0, None)
 
 
-def test_adversarial_view_never_perturbs_the_answer(train_samples):
-    adapter = _fresh_adapter()
+def _adversarial_inputs(adapter, seqs, cfg, step_seed):
+    """(batch, clean LM input embeddings, adversarial ones) of ``adversarial_logits``."""
     from modint.mitigate.train import adversarial_logits
-    from modint.perturb import default_pools
 
-    cfg = TrainConfig(pgd_eps=0.5, pgd_steps=2)
-    seqs, rows, _ = build_sequences(train_samples[:2], TrainConfig(recipe="sft"), default_pools(train_samples), 0)
     fed = []
     handle = adapter.language_model().register_forward_hook(
         lambda m, a, kw, o: fed.append(kw["inputs_embeds"].detach().clone()), with_kwargs=True)
     try:
-        batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=3)
+        batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=step_seed)
     finally:
         handle.remove()
-    clean, attacked = fed[0], fed[-1]
+    return batch, fed[0], fed[-1]
+
+
+def test_adversarial_view_never_perturbs_the_answer(train_samples):
+    from modint.perturb import default_pools
+
+    adapter = _fresh_adapter()
+    seqs, rows, _ = build_sequences(train_samples[:2], TrainConfig(recipe="sft"), default_pools(train_samples), 0)
+    batch, clean, attacked = _adversarial_inputs(adapter, seqs, TrainConfig(pgd_eps=0.5, pgd_steps=2), 3)
     moved = (attacked - clean).abs().amax(-1) > 0
     assert not moved[batch.labels != -100].any()
     assert moved.any()
@@ -221,7 +226,6 @@ def test_adversarial_view_never_perturbs_the_answer(train_samples):
 
 def test_image_tokens_of_text_heavy_anchors_get_their_own_pgd_radius(train_samples):
     from modint.attacks.vlm import irrelevant_mask
-    from modint.mitigate.train import adversarial_logits
     from modint.perturb import default_pools
 
     adapter = _fresh_adapter()
@@ -229,15 +233,9 @@ def test_image_tokens_of_text_heavy_anchors_get_their_own_pgd_radius(train_sampl
     seqs, _, _ = build_sequences(anchors, TrainConfig(recipe="sft"), default_pools(train_samples), 0)
 
     def radii(cfg):  # max |delta| / RMS of the perturbed embeddings, per row
-        fed = []
-        handle = adapter.language_model().register_forward_hook(
-            lambda m, a, kw, o: fed.append(kw["inputs_embeds"].detach().clone()), with_kwargs=True)
-        try:
-            batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=5)
-        finally:
-            handle.remove()
+        batch, clean, attacked = _adversarial_inputs(adapter, seqs, cfg, 5)
         mask = irrelevant_mask(batch, seqs) & ~batch.answer_input_mask
-        clean, delta = fed[0], fed[-1] - fed[0]
+        delta = attacked - clean
         rms = torch.stack([clean[i][mask[i]].pow(2).mean().sqrt() for i in range(len(seqs))])
         assert not delta[~mask].any()
         return [round(x, 3) for x in (delta.abs().amax((1, 2)) / rms).tolist()]
