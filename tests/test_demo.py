@@ -53,7 +53,9 @@ def test_recipe_runs_at_ci_size(tmp_path):
 
     cfg = DemoConfig(train_per_family=30, batch_size=6, vision_batch=6, text_hidden=64, text_layers=2,
                      vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
-                     binding_steps=600, binding_attention_layer=1).scaled(0.002)
+                     binding_steps=600, attention_layer=1, side_flags=True, vision_vqa_rate=0.5,
+                     patch_stages="naming,binding", patch_scenes=2, attention_stages="naming,mixture,binding"
+                     ).scaled(0.002)
     assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
@@ -127,24 +129,26 @@ def test_recipe_defaults_are_the_shipped_weights_recipe():
         {k: v for k, v in defaults.items() if k not in bookkeeping}
 
 
-def test_binding_patch_loss_trains_the_tower_and_projector_not_the_lm():
+def test_projector_patch_loss_trains_the_tower_and_projector_not_the_lm():
     import numpy as np
     import torch
 
     from modint.data.mini import load_mini
     from modint.models.tokenizer import train_bpe_tokenizer
-    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, PATCH_HEADS, DemoConfig, _binding_patch_loss, build_demo,
-                                 corpus_for_tokenizer)
+    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, DemoConfig, _projector_patch_loss, build_demo,
+                                 corpus_for_tokenizer, patch_heads)
 
     cfg = DemoConfig(batch_size=2, text_hidden=32, text_layers=2, vision_hidden=32, vision_layers=1, vocab_size=400,
-                     mixture_pool=50)
+                     mixture_pool=50, side_flags=True)
     tok = train_bpe_tokenizer(corpus_for_tokenizer(load_mini("train", limit=30), np.random.default_rng(0)),
                               vocab_size=cfg.vocab_size, chat_template=DEMO_CHAT_TEMPLATE)
     model, processor = build_demo(cfg, tok)
-    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in PATCH_HEADS.items()})
-    loss = _binding_patch_loss(model, processor, heads, cfg, step=0)
-    again = _binding_patch_loss(model, processor, heads, cfg, step=0)
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in patch_heads(cfg).items()})
+    assert set(heads) == {"shape", "colour", "side"}
+    loss = _projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
+    again = _projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
     assert torch.isfinite(loss) and loss.item() == again.item()  # seeded scenes
+    assert loss.item() != _projector_patch_loss(model, processor, heads, cfg, "mixture", step=0).item()
     loss.backward()
     grads = lambda module: [p.grad for p in module.parameters()]  # noqa: E731
     assert all(g is not None and g.abs().sum() > 0 for g in grads(model.model.multi_modal_projector))
@@ -186,3 +190,58 @@ def test_attention_loss_is_minus_log_share_on_the_asked_patches():
     _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0).backward()
     assert att.grad[0, 0, 4, 1] < 0 < att.grad[0, 0, 4, 2]  # more on the asked patch, less elsewhere
     assert _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples[1:], 9, 0, 0) is None
+
+
+def test_side_flags_mark_the_patches_of_each_extreme_object():
+    from modint.data.mini import Item, Scene
+    from modint.zoo.demo import SIDES, _shape_class, scene_labels
+
+    # a star at the top left, a circle at the bottom right: 4 x 4 patches of 32 px
+    scene = Scene(background=(200, 200, 200), noise=0.0, size=128, noise_seed=0,
+                  items=(Item("star", (200, 30, 30), 0.2, 0.2, 0.15, 0.0), Item("circle", (30, 30, 200), 0.8, 0.8, 0.15, 0.0)))
+    labels = scene_labels(scene, 4)
+    star, circle = labels["shape"] == _shape_class("star"), labels["shape"] == _shape_class("circle")
+    assert star.any() and circle.any()
+    side = labels["side"]
+    assert side.shape == (16, len(SIDES))
+    for j, name in enumerate(SIDES):
+        owner = star if name in ("left", "top") else circle
+        assert (side[:, j] == owner).all(), name
+    assert list(labels["extreme"]) == [_shape_class(k) for k in ("star", "circle", "star", "circle")]
+
+
+def test_side_head_loss_is_scored_on_object_patches_only():
+    import numpy as np
+    import torch
+
+    from modint.zoo.demo import SIDES, _head_loss
+
+    targets = [{"shape": np.array([0, 3]), "side": np.array([[1, 1, 1, 1], [1, 0, 1, 0]])}]
+    head = torch.nn.Linear(2, 2 * len(SIDES), bias=False)
+    with torch.no_grad():  # "yes" on every side for every patch
+        head.weight.zero_()
+        head.weight[1::2, 0] = 1.0
+    feats = torch.tensor([[[5.0, 0.0], [5.0, 0.0]]])
+    loss, accuracy = _head_loss(feats, torch.nn.ModuleDict({"side": head}), targets)
+    # only patch 1 (an object) counts: yes is right on 2 of its 4 sides
+    assert accuracy["side"] == 0.5
+    p_yes = torch.sigmoid(torch.tensor(5.0)).item()
+    import math
+    expected = -(2 * math.log(p_yes) + 2 * math.log(1 - p_yes)) / 4
+    assert math.isclose(loss.item(), expected, rel_tol=1e-5)
+
+
+def test_attention_targets_only_on_vqa_examples_with_a_picture():
+    import numpy as np
+
+    from modint.data.mini import make_sample
+    from modint.zoo.demo import DemoConfig, Example, asked_patches, with_attention_targets
+
+    vqa, text = make_sample("vqa", "train", 0), make_sample("text_heavy", "train", 0)
+    make = lambda sample, rng, cfg, step: Example("q", sample.image, " A")  # noqa: E731
+    wrapped = with_attention_targets(make, 8)
+    rng, cfg = np.random.default_rng(0), DemoConfig()
+    assert (wrapped(vqa, rng, cfg, 0).attend == asked_patches(vqa, 8)).all()
+    assert wrapped(text, rng, cfg, 0).attend is None  # no picture
+    no_image = with_attention_targets(lambda sample, rng, cfg, step: Example("q", None, " A"), 8)
+    assert no_image(vqa, rng, cfg, 0).attend is None

@@ -91,23 +91,33 @@ class DemoConfig:
     # training VQA and 43% on test VQA (it memorised scenes).
     mixture_pool: int = 100000  # 0: the train_per_family pool
     filler_rate: float = 0.15
-    # Binding stage (after the mixture; 0 steps: off): the same examples with half of every batch
-    # VQA, and per-patch heads that must name the shape and colour covering each patch from what
-    # the LM reads (the projector's output, RMS-normalised as the LM's first norm sees it).
-    # recipes/probe_binding.py: the projector kept 37% of per-patch shape, so the LM could not
-    # tell the asked shape's patches from the others (docs/demo-model.md). An experiment: run
-    # from the shipped weights it did not raise VQA, so the shipped recipe leaves it off.
+    # Binding stage (after the mixture; 0 steps: off): the mixture's examples with half of every
+    # batch VQA. An experiment: run from the shipped weights it did not raise VQA, so the shipped
+    # recipe leaves it off.
     binding_steps: int = 0
     binding_lr: float = 3e-4
     binding_vqa_share: float = 0.5
     binding_vision_lr_factor: float = 1.0
-    binding_patch_weight: float = 0.5
-    # ... and attention supervision: on VQA examples, one head's attention from the answer
-    # position onto the image must fall on the asked shape's patches (the renderer knows them).
-    # The probes found the LM spreading that attention over all objects (docs/demo-model.md).
-    binding_attention_weight: float = 0.5
-    binding_attention_layer: int = 2
-    binding_attention_head: int = 3
+    # Training-only supervision of binding, in the stages named (comma-separated; "" = none).
+    # recipes/probe_binding.py: the projector kept 37% of per-patch shape, and the LM's attention
+    # at the answer position spread over all objects (docs/demo-model.md, "Where VQA is lost").
+    # - patch heads: from what the LM reads (the projector's output, RMS-normalised as the LM's
+    #   first norm sees it) per-patch heads name the shape and colour covering each patch, on
+    #   `patch_scenes` fresh VQA training scenes per step (0: batch_size);
+    patch_weight: float = 0.5
+    patch_stages: str = "binding"
+    patch_scenes: int = 0
+    # - attention: on VQA examples, one head's attention from the answer position onto the
+    #   image must fall on the asked shape's patches (the renderer knows them).
+    attention_weight: float = 0.5
+    attention_layer: int = 2
+    attention_head: int = 3
+    attention_stages: str = "binding"
+    # Vision warm-up: the share of scenes drawn fresh from VQA training scenes (several objects;
+    # 0: only the pool's and single-concept scenes), and per-patch side flags (does the patch
+    # belong to the leftmost / rightmost / topmost / bottommost object: what `position` asks).
+    vision_vqa_rate: float = 0.0
+    side_flags: bool = False
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
@@ -257,6 +267,13 @@ N_SHAPES = len(facts.SHAPES) + 1  # + the digit glyph
 PATCH_HEADS = {"shape": 1 + N_SHAPES, "colour": 1 + len(_COLOUR_NAMES)}
 GLOBAL_HEADS = {"count": (N_SHAPES, 7), "colour_of": (N_SHAPES, 1 + len(_COLOUR_NAMES)), "digit": (1, 1 + len(_DIGITS)),
                 "extreme": (4, 1 + N_SHAPES)}
+SIDES = ("left", "right", "top", "bottom")
+
+
+def patch_heads(cfg: "DemoConfig") -> dict[str, int]:
+    """Output sizes of the per-patch heads: shape and colour classes, and with ``side_flags``
+    a yes/no pair per side (does the patch belong to the leftmost object, ...)."""
+    return {**PATCH_HEADS, **({"side": 2 * len(SIDES)} if cfg.side_flags else {})}
 
 
 def _colour_class(rgb: tuple[int, int, int]) -> int:
@@ -278,10 +295,12 @@ def scene_labels(scene: Scene, grid: int) -> dict[str, np.ndarray]:
     colour_of = np.zeros(N_SHAPES, dtype=np.int64)
     digit = np.zeros(1, dtype=np.int64)
     extreme = np.zeros(4, dtype=np.int64)
+    side = np.zeros((grid * grid, len(SIDES)), dtype=np.int64)
     if len(masks):
         cover = masks[:, :cell * grid, :cell * grid].reshape(len(masks), grid, cell, grid, cell).mean((2, 4))
         best = cover.argmax(0)
         present = cover.max(0) >= 0.15
+        owner = np.where(present, best, -1).reshape(-1)
         for i, it in enumerate(scene.items):
             k = _shape_class(it.kind)
             where = present & (best == i)
@@ -293,9 +312,11 @@ def scene_labels(scene: Scene, grid: int) -> dict[str, np.ndarray]:
                 digit[0] = 1 + _DIGITS.index(it.kind.split(":", 1)[1])
         items = scene.items
         for j, key in enumerate((lambda it: it.cx, lambda it: -it.cx, lambda it: it.cy, lambda it: -it.cy)):
-            extreme[j] = _shape_class(min(items, key=key).kind)  # left, right, top, bottom
+            first = min(range(len(items)), key=lambda i: key(items[i]))  # left, right, top, bottom
+            extreme[j] = _shape_class(items[first].kind)
+            side[:, j] = owner == first
     return {"shape": shape.reshape(-1), "colour": colour.reshape(-1), "count": count, "colour_of": colour_of,
-            "digit": digit, "extreme": extreme}
+            "digit": digit, "extreme": extreme, "side": side}
 
 
 def _head_loss(feats: torch.Tensor, heads: torch.nn.ModuleDict, targets: list[dict[str, np.ndarray]]
@@ -306,7 +327,12 @@ def _head_loss(feats: torch.Tensor, heads: torch.nn.ModuleDict, targets: list[di
     loss, accuracy = feats.new_zeros(()), {}
     for name, head in heads.items():
         y = torch.from_numpy(np.stack([t[name] for t in targets])).reshape(-1)
-        if name in PATCH_HEADS:
+        if name == "side":  # yes / no per side, scored on the patches an object covers
+            shape = torch.from_numpy(np.stack([t["shape"] for t in targets])).reshape(-1)
+            logits = head(feats).reshape(-1, len(SIDES), 2)[shape > 0].reshape(-1, 2)
+            y = y.reshape(-1, len(SIDES))[shape > 0].reshape(-1)
+            weight = None
+        elif name in PATCH_HEADS:
             logits = head(feats).reshape(-1, PATCH_HEADS[name])
             weight = torch.ones(PATCH_HEADS[name])
             weight[0] = 0.3  # most patches are background
@@ -314,12 +340,14 @@ def _head_loss(feats: torch.Tensor, heads: torch.nn.ModuleDict, targets: list[di
             logits = head(pooled).reshape(-1, GLOBAL_HEADS[name][1])
             weight = None
         loss = loss + torch.nn.functional.cross_entropy(logits, y, weight=weight)
-        fg = (y > 0) if name != "count" else torch.ones_like(y, dtype=torch.bool)
+        fg = (y > 0) if name not in ("count", "side") else torch.ones_like(y, dtype=torch.bool)
         accuracy[name] = float((logits[fg].argmax(-1) == y[fg]).float().mean()) if fg.any() else float("nan")
     return loss, accuracy
 
 
-def _warmup_scene(pool: list[Sample], rng: np.random.Generator) -> Scene:
+def _warmup_scene(pool: list[Sample], rng: np.random.Generator, cfg: "DemoConfig") -> Scene:
+    if cfg.vision_vqa_rate > 0 and rng.random() < cfg.vision_vqa_rate:  # (no draw when off: same stream)
+        return make_sample(VQA, "train", int(rng.integers(cfg.mixture_pool or cfg.train_per_family))).image.args[0]
     if rng.random() < 0.25:
         concept = str(rng.choice(list(facts.SHAPES) + list(_NAMED_COLOURS) + _DIGITS))
         return concept_scene(concept, rng)
@@ -330,7 +358,7 @@ def warm_up_vision(model, processor, pool: list[Sample], cfg: "DemoConfig",
                    progress: Callable[[str, int, int, float], None] | None = None) -> list[dict]:
     tower = model.model.vision_tower
     grid = cfg.image_size // cfg.patch_size
-    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.vision_hidden, n) for k, n in PATCH_HEADS.items()})
+    heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.vision_hidden, n) for k, n in patch_heads(cfg).items()})
     heads.update({k: torch.nn.Linear(cfg.vision_hidden, a * b) for k, (a, b) in GLOBAL_HEADS.items()})
     params = list(tower.parameters()) + list(heads.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.vision_lr, weight_decay=cfg.weight_decay)
@@ -339,7 +367,7 @@ def warm_up_vision(model, processor, pool: list[Sample], cfg: "DemoConfig",
     history, running = [], None
     for step in range(steps):
         rng = np.random.default_rng(derive_seed("demo", cfg.seed, "vision", step))
-        scenes = [_warmup_scene(pool, rng) for _ in range(cfg.vision_batch)]
+        scenes = [_warmup_scene(pool, rng, cfg) for _ in range(cfg.vision_batch)]
         pixels = processor.image_processor([render(s) for s in scenes], return_tensors="pt")["pixel_values"]
         feats = tower(pixel_values=pixels, output_hidden_states=True).hidden_states[model.config.vision_feature_layer][:, 1:]
         loss, accuracy = _head_loss(feats, heads, [scene_labels(s, grid) for s in scenes])
@@ -586,10 +614,22 @@ def asked_patches(sample: Sample, grid: int) -> np.ndarray | None:
 
 
 def _binding_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
-    example = _mixture_make(sample, rng, cfg, cfg.mixture_steps - 1)  # the mixture's final habits
-    if example.image is not None and cfg.binding_attention_weight > 0:  # VQA pictures are never altered
-        example.attend = asked_patches(sample, cfg.image_size // cfg.patch_size)
-    return example
+    return _mixture_make(sample, rng, cfg, cfg.mixture_steps - 1)  # the mixture's final habits
+
+
+def _stages(names: str) -> set[str]:
+    return {n.strip() for n in names.split(",") if n.strip()}
+
+
+def with_attention_targets(make: Callable, grid: int) -> Callable:
+    """``make`` whose VQA examples with a picture carry the asked shape's patches (``attend``);
+    VQA pictures are never altered, so the scene's label map is the picture's."""
+    def wrapped(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
+        example = make(sample, rng, cfg, step)
+        if example.image is not None and sample.family == VQA:
+            example.attend = asked_patches(sample, grid)
+        return example
+    return wrapped
 
 
 def _attention_loss(attentions: tuple[torch.Tensor, ...], inputs: dict, positions: torch.Tensor,
@@ -607,12 +647,13 @@ def _attention_loss(attentions: tuple[torch.Tensor, ...], inputs: dict, position
     return torch.stack(losses).mean() if losses else None
 
 
-def _binding_patch_loss(model, processor, heads: torch.nn.ModuleDict, cfg: DemoConfig, step: int) -> torch.Tensor:
+def _projector_patch_loss(model, processor, heads: torch.nn.ModuleDict, cfg: DemoConfig, stage: str,
+                          step: int) -> torch.Tensor:
     """The per-patch heads' loss on fresh VQA training scenes, read from the projector's output
     normalised as the LM's first layer norm sees it (without its learned gain)."""
-    rng = np.random.default_rng(derive_seed("demo", cfg.seed, "binding-patches", step))
+    rng = np.random.default_rng(derive_seed("demo", cfg.seed, f"{stage}-patches", step))
     scenes = [make_sample(VQA, "train", int(rng.integers(cfg.mixture_pool or cfg.train_per_family))).image.args[0]
-              for _ in range(cfg.batch_size)]
+              for _ in range(cfg.patch_scenes or cfg.batch_size)]
     pixels = processor.image_processor([render(sc) for sc in scenes], return_tensors="pt")["pixel_values"]
     tower = model.model.vision_tower(pixel_values=pixels, output_hidden_states=True
                                      ).hidden_states[model.config.vision_feature_layer][:, 1:]
@@ -657,16 +698,20 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         model.save_pretrained(Path(out_dir) / "stages" / "vision")
         processor.save_pretrained(Path(out_dir) / "stages" / "vision")
     tower_params = {id(p) for p in model.model.vision_tower.parameters()}
+    patch_stages = _stages(cfg.patch_stages) if cfg.patch_weight > 0 else set()
+    attention_stages = _stages(cfg.attention_stages) if cfg.attention_weight > 0 else set()
+    heads = None  # training-only per-patch heads on the projector's output, dropped at the end
+    if patch_stages & {name for name, *_ in stages}:
+        torch.manual_seed(derive_seed("demo", cfg.seed, "patch-heads"))
+        heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in patch_heads(cfg).items()})
     for stage, make, steps, lr in stages:
         binding = stage == "binding"
         # The warmed-up tower keeps learning, but slower than the projector and the LM.
         factor = cfg.binding_vision_lr_factor if binding else cfg.vision_lr_factor
         groups = [{"params": [p for p in model.parameters() if id(p) in tower_params], "lr": lr * factor},
                   {"params": [p for p in model.parameters() if id(p) not in tower_params], "lr": lr}]
-        heads = None
-        if binding and cfg.binding_patch_weight > 0:  # training-only heads, dropped at the end
-            torch.manual_seed(derive_seed("demo", cfg.seed, "binding-heads"))
-            heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in PATCH_HEADS.items()})
+        supervise_patches = stage in patch_stages
+        if supervise_patches:
             groups.append({"params": list(heads.parameters()), "lr": lr * 10})
         opt = torch.optim.AdamW(groups, lr=lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
         warm = min(cfg.warmup, max(1, steps // 10))
@@ -676,10 +721,11 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         running = None
         fresh = cfg.mixture_pool if stage in ("mixture", "binding") else 0
         share = cfg.binding_vqa_share if binding else None
-        supervise_attention = binding and cfg.binding_attention_weight > 0
+        supervise_attention = stage in attention_stages
         attn_implementation = model.config._attn_implementation
         if supervise_attention:  # attention weights are only returned by the eager implementation
             model.set_attn_implementation("eager")
+            make = with_attention_targets(make, cfg.image_size // cfg.patch_size)
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
@@ -688,13 +734,13 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if cfg.concept_weight > 0:
                 layer = cfg.concept_layer or max(1, cfg.text_layers // 2)
                 loss = loss + cfg.concept_weight * _concept_loss(model, out.hidden_states, positions, concepts, layer)
-            if heads is not None:
-                loss = loss + cfg.binding_patch_weight * _binding_patch_loss(model, processor, heads, cfg, step)
+            if supervise_patches:
+                loss = loss + cfg.patch_weight * _projector_patch_loss(model, processor, heads, cfg, stage, step)
             if supervise_attention:
                 attention = _attention_loss(out.attentions, inputs, positions, batch, model.config.image_token_id,
-                                            cfg.binding_attention_layer, cfg.binding_attention_head)
+                                            cfg.attention_layer, cfg.attention_head)
                 if attention is not None:
-                    loss = loss + cfg.binding_attention_weight * attention
+                    loss = loss + cfg.attention_weight * attention
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
