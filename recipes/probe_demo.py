@@ -35,6 +35,7 @@ def main() -> None:
         labels = inputs.pop("labels")
         inputs.pop("answer_positions", None)
         inputs.pop("concept_targets", None)
+        inputs.pop("point_positions", None)
         with torch.no_grad():
             logits = model(**inputs).logits
         first_target = (labels != -100).int().argmax(1)

@@ -54,8 +54,8 @@ def test_recipe_runs_at_ci_size(tmp_path):
     cfg = DemoConfig(train_per_family=30, batch_size=6, vision_batch=6, text_hidden=64, text_layers=2,
                      vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
                      binding_steps=600, attention_layer=1, side_flags=True, vision_vqa_rate=0.5,
-                     patch_stages="naming,binding", patch_scenes=2, attention_stages="naming,mixture,binding"
-                     ).scaled(0.002)
+                     patch_stages="naming,binding", patch_scenes=2, attention_stages="naming,mixture,binding",
+                     pointer_attention_weight=0.5, pointer_attention_layer=1).scaled(0.002)
     assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
@@ -245,3 +245,49 @@ def test_attention_targets_only_on_vqa_examples_with_a_picture():
     assert wrapped(text, rng, cfg, 0).attend is None  # no picture
     no_image = with_attention_targets(lambda sample, rng, cfg, step: Example("q", None, " A"), 8)
     assert no_image(vqa, rng, cfg, 0).attend is None
+
+
+def test_option_positions_find_the_right_options_text():
+    import numpy as np
+
+    from modint.data.mini import load_mini
+    from modint.models.tokenizer import train_bpe_tokenizer
+    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, DemoConfig, build_demo, corpus_for_tokenizer, encode_examples,
+                                 mixture_example, option_positions, pointer_example)
+
+    samples = load_mini("train", limit=60)
+    tok = train_bpe_tokenizer(corpus_for_tokenizer(samples, np.random.default_rng(0)), vocab_size=600,
+                              chat_template=DEMO_CHAT_TEMPLATE)
+    cfg = DemoConfig(text_hidden=32, text_layers=2, vision_hidden=32, vision_layers=1, vocab_size=600)
+    _, processor = build_demo(cfg, tok)
+    rng = np.random.default_rng(0)
+    examples = [mixture_example(s, rng, cfg) for s in samples[::6]]
+    examples += [pointer_example(s, rng, cfg) for s in samples[1::6]]
+    inputs = encode_examples(processor, examples)
+    found = 0
+    for i, ex in enumerate(examples):
+        where = inputs["point_positions"][i]
+        if ex.point is None:  # "What is option B?" names no option to point at
+            assert where is None
+            continue
+        found += 1
+        assert tok.decode(inputs["input_ids"][i, where]) == " " + ex.point[1]
+        assert tok.decode(inputs["input_ids"][i, where[0] - 2]) == ex.point[0]  # "B", ":", then the text
+        assert max(where) < int(inputs["answer_positions"][i])
+    assert found >= 8
+    assert option_positions(tok, [1, 2, 3], ("A", "star")) is None
+    assert option_positions(tok, [1, 2, 3], None) is None
+
+
+def test_pointer_attention_loss_is_minus_log_share_on_the_option():
+    import math
+
+    import torch
+
+    from modint.zoo.demo import _pointer_attention_loss
+
+    att = torch.zeros(2, 2, 4, 4)
+    att[0, 1, 3] = torch.tensor([0.1, 0.2, 0.3, 0.4])
+    loss = _pointer_attention_loss((att,), torch.tensor([3, 3]), [[1, 2], None], 0, 1)
+    assert math.isclose(loss.item(), -math.log(0.5), rel_tol=1e-6)
+    assert _pointer_attention_loss((att,), torch.tensor([3, 3]), [None, None], 0, 1) is None

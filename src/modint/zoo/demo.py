@@ -113,6 +113,13 @@ class DemoConfig:
     attention_layer: int = 2
     attention_head: int = 3
     attention_stages: str = "binding"
+    # - pointer attention: on multiple-choice examples, one head's attention from the answer
+    #   position must fall on the right option's text (whose letter a previous-token head can
+    #   carry): the circuit that turns the concept (deep supervision) into its letter.
+    pointer_attention_weight: float = 0.0
+    pointer_attention_layer: int = 4
+    pointer_attention_head: int = 0
+    pointer_attention_stages: str = "pointer,mixture"
     # Vision warm-up: the share of scenes drawn fresh from VQA training scenes (several objects;
     # 0: only the pool's and single-concept scenes), and per-patch side flags (does the patch
     # belong to the leftmost / rightmost / topmost / bottommost object: what `position` asks).
@@ -398,6 +405,7 @@ class Example:
     target: str  # e.g. " B" or " star"
     concept: str | None = None  # what the answer refers to ("star" for " B"), for deep supervision
     attend: np.ndarray | None = None  # image patches the answer is about (binding stage), row-major
+    point: tuple[str, str] | None = None  # multiple choice: the right option's (letter, text)
 
 
 def _image_for_text_question(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Image.Image | None:
@@ -433,7 +441,7 @@ def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n
         probe = Sample(sample.id, sample.family, f"What is option {OPTION_LETTERS[k]}?", options, k)
         return Example(user_text(probe), None, " " + options[k], options[k])
     probe = Sample(sample.id, sample.family, f"Which option is {options[k]}?", options, k)
-    return Example(user_text(probe), None, " " + OPTION_LETTERS[k], options[k])
+    return Example(user_text(probe), None, " " + OPTION_LETTERS[k], options[k], point=(OPTION_LETTERS[k], options[k]))
 
 
 def pointer_curriculum(steps: int) -> Callable:
@@ -469,7 +477,8 @@ def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig,
     elif rng.random() < cfg.filler_rate / 2:
         context = filler(rng, 1, 4)
     text = user_text(sample.replace(context=context))
-    return Example(text, image, " " + OPTION_LETTERS[sample.answer], sample.options[sample.answer])
+    return Example(text, image, " " + OPTION_LETTERS[sample.answer], sample.options[sample.answer],
+                   point=(OPTION_LETTERS[sample.answer], sample.options[sample.answer]))
 
 
 # ------------------------------------------------------------------------------ model
@@ -539,7 +548,23 @@ def encode_examples(processor, examples: list[Example]) -> dict[str, torch.Tenso
     inputs["answer_positions"] = lengths - torch.tensor([len(t) for t in targets]) - 1
     inputs["concept_targets"] = torch.tensor(
         [tok.encode(" " + ex.concept, add_special_tokens=False)[0] if ex.concept else -100 for ex in examples])
+    inputs["point_positions"] = [option_positions(tok, inputs["input_ids"][i].tolist(), ex.point)
+                                 for i, ex in enumerate(examples)]
     return inputs
+
+
+def option_positions(tok, ids: list[int], point: tuple[str, str] | None) -> list[int] | None:
+    """Token positions of the text of option line ``point`` = (letter, text) ("\nB: purple")
+    in ``ids`` (its last occurrence), or None."""
+    if point is None:
+        return None
+    letter, text = point
+    line = tok.encode(f"\n{letter}: {text}", add_special_tokens=False)
+    n_text = len(tok.encode(f" {text}", add_special_tokens=False))
+    for start in range(len(ids) - len(line), -1, -1):
+        if ids[start:start + len(line)] == line:
+            return list(range(start + len(line) - n_text, start + len(line)))
+    return None
 
 
 def _concept_loss(model, hidden_states: tuple[torch.Tensor, ...], positions: torch.Tensor,
@@ -611,6 +636,15 @@ def asked_patches(sample: Sample, grid: int) -> np.ndarray | None:
         return None
     mask = scene_labels(sample.image.args[0], grid)["shape"] == _shape_class(shape)
     return mask if mask.any() else None
+
+
+def _pointer_attention_loss(attentions: tuple[torch.Tensor, ...], positions: torch.Tensor,
+                            targets: list[list[int] | None], layer: int, head: int) -> torch.Tensor | None:
+    """-log of the share of one head's answer-position attention on the right option's text,
+    averaged over the examples that have one."""
+    losses = [-torch.log(attentions[layer][i, head, positions[i], where].sum().clamp_min(1e-6))
+              for i, where in enumerate(targets) if where]
+    return torch.stack(losses).mean() if losses else None
 
 
 def _binding_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
@@ -700,6 +734,7 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     tower_params = {id(p) for p in model.model.vision_tower.parameters()}
     patch_stages = _stages(cfg.patch_stages) if cfg.patch_weight > 0 else set()
     attention_stages = _stages(cfg.attention_stages) if cfg.attention_weight > 0 else set()
+    pointer_stages = _stages(cfg.pointer_attention_stages) if cfg.pointer_attention_weight > 0 else set()
     heads = None  # training-only per-patch heads on the projector's output, dropped at the end
     if patch_stages & {name for name, *_ in stages}:
         torch.manual_seed(derive_seed("demo", cfg.seed, "patch-heads"))
@@ -721,15 +756,18 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         running = None
         fresh = cfg.mixture_pool if stage in ("mixture", "binding") else 0
         share = cfg.binding_vqa_share if binding else None
-        supervise_attention = stage in attention_stages
+        supervise_attention, supervise_pointer = stage in attention_stages, stage in pointer_stages
         attn_implementation = model.config._attn_implementation
-        if supervise_attention:  # attention weights are only returned by the eager implementation
+        if supervise_attention or supervise_pointer:  # attention weights: eager implementation only
             model.set_attn_implementation("eager")
+        if supervise_attention:
             make = with_attention_targets(make, cfg.image_size // cfg.patch_size)
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
-            out = model(**inputs, output_hidden_states=cfg.concept_weight > 0, output_attentions=supervise_attention)
+            options = inputs.pop("point_positions")
+            out = model(**inputs, output_hidden_states=cfg.concept_weight > 0,
+                        output_attentions=supervise_attention or supervise_pointer)
             loss = out.loss
             if cfg.concept_weight > 0:
                 layer = cfg.concept_layer or max(1, cfg.text_layers // 2)
@@ -741,6 +779,11 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
                                             cfg.attention_layer, cfg.attention_head)
                 if attention is not None:
                     loss = loss + cfg.attention_weight * attention
+            if supervise_pointer:
+                pointing = _pointer_attention_loss(out.attentions, positions, options, cfg.pointer_attention_layer,
+                                                   cfg.pointer_attention_head)
+                if pointing is not None:
+                    loss = loss + cfg.pointer_attention_weight * pointing
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -755,7 +798,7 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
             if cfg.checkpoints and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0 and step + 1 < steps:
                 model.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
                 processor.save_pretrained(Path(out_dir) / "stages" / f"{stage}-{step + 1}")
-        if supervise_attention:
+        if supervise_attention or supervise_pointer:
             model.set_attn_implementation(attn_implementation)
         if cfg.checkpoints:
             model.save_pretrained(Path(out_dir) / "stages" / stage)
