@@ -36,6 +36,7 @@ def main() -> None:
         inputs.pop("answer_positions", None)
         inputs.pop("concept_targets", None)
         inputs.pop("point_positions", None)
+        inputs.pop("letter_links", None)
         with torch.no_grad():
             logits = model(**inputs).logits
         first_target = (labels != -100).int().argmax(1)

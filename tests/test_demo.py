@@ -274,6 +274,11 @@ def test_option_positions_find_the_right_options_text():
         assert tok.decode(inputs["input_ids"][i, where]) == " " + ex.point[1]
         assert tok.decode(inputs["input_ids"][i, where[0] - 2]) == ex.point[0]  # "B", ":", then the text
         assert max(where) < int(inputs["answer_positions"][i])
+        links = inputs["letter_links"][i]
+        assert len(links) == len(ex.choices) >= 2
+        for (text, letter), (name, choice) in zip(links, zip("ABCD", ex.choices)):
+            assert tok.decode(inputs["input_ids"][i, letter]) == name
+            assert tok.decode(inputs["input_ids"][i, text]) == tok.decode(tok.encode(" " + choice)[:1])
     assert found >= 8
     assert option_positions(tok, [1, 2, 3], ("A", "star")) is None
     assert option_positions(tok, [1, 2, 3], None) is None
@@ -291,3 +296,17 @@ def test_pointer_attention_loss_is_minus_log_share_on_the_option():
     loss = _pointer_attention_loss((att,), torch.tensor([3, 3]), [[1, 2], None], 0, 1)
     assert math.isclose(loss.item(), -math.log(0.5), rel_tol=1e-6)
     assert _pointer_attention_loss((att,), torch.tensor([3, 3]), [None, None], 0, 1) is None
+
+
+def test_letter_attention_loss_is_minus_log_attention_on_the_letter():
+    import math
+
+    import torch
+
+    from modint.zoo.demo import _letter_attention_loss
+
+    att = torch.zeros(1, 1, 5, 5)
+    att[0, 0, 2, 0], att[0, 0, 4, 2] = 0.5, 0.25
+    loss = _letter_attention_loss((att,), [[(2, 0), (4, 2)]], 0, 0)
+    assert math.isclose(loss.item(), (-math.log(0.5) - math.log(0.25)) / 2, rel_tol=1e-6)
+    assert _letter_attention_loss((att,), [[]], 0, 0) is None

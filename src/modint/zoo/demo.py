@@ -114,11 +114,14 @@ class DemoConfig:
     attention_head: int = 3
     attention_stages: str = "binding"
     # - pointer attention: on multiple-choice examples, one head's attention from the answer
-    #   position must fall on the right option's text (whose letter a previous-token head can
-    #   carry): the circuit that turns the concept (deep supervision) into its letter.
+    #   position must fall on the right option's text, and a head in a lower layer must carry
+    #   each option's letter onto its text: the circuit that turns the concept (deep
+    #   supervision) into its letter. Runs 8 and 9 sat at chance on pointing without it.
     pointer_attention_weight: float = 0.0
     pointer_attention_layer: int = 4
     pointer_attention_head: int = 0
+    letter_attention_layer: int = 1
+    letter_attention_head: int = 0
     pointer_attention_stages: str = "pointer,mixture"
     # Vision warm-up: the share of scenes drawn fresh from VQA training scenes (several objects;
     # 0: only the pool's and single-concept scenes), and per-patch side flags (does the patch
@@ -406,6 +409,7 @@ class Example:
     concept: str | None = None  # what the answer refers to ("star" for " B"), for deep supervision
     attend: np.ndarray | None = None  # image patches the answer is about (binding stage), row-major
     point: tuple[str, str] | None = None  # multiple choice: the right option's (letter, text)
+    choices: tuple[str, ...] = ()  # multiple choice: the options' texts, in letter order
 
 
 def _image_for_text_question(sample: Sample, rng: np.random.Generator, cfg: DemoConfig) -> Image.Image | None:
@@ -441,7 +445,8 @@ def pointer_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, n
         probe = Sample(sample.id, sample.family, f"What is option {OPTION_LETTERS[k]}?", options, k)
         return Example(user_text(probe), None, " " + options[k], options[k])
     probe = Sample(sample.id, sample.family, f"Which option is {options[k]}?", options, k)
-    return Example(user_text(probe), None, " " + OPTION_LETTERS[k], options[k], point=(OPTION_LETTERS[k], options[k]))
+    return Example(user_text(probe), None, " " + OPTION_LETTERS[k], options[k], point=(OPTION_LETTERS[k], options[k]),
+                   choices=options)
 
 
 def pointer_curriculum(steps: int) -> Callable:
@@ -478,7 +483,7 @@ def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig,
         context = filler(rng, 1, 4)
     text = user_text(sample.replace(context=context))
     return Example(text, image, " " + OPTION_LETTERS[sample.answer], sample.options[sample.answer],
-                   point=(OPTION_LETTERS[sample.answer], sample.options[sample.answer]))
+                   point=(OPTION_LETTERS[sample.answer], sample.options[sample.answer]), choices=sample.options)
 
 
 # ------------------------------------------------------------------------------ model
@@ -548,8 +553,13 @@ def encode_examples(processor, examples: list[Example]) -> dict[str, torch.Tenso
     inputs["answer_positions"] = lengths - torch.tensor([len(t) for t in targets]) - 1
     inputs["concept_targets"] = torch.tensor(
         [tok.encode(" " + ex.concept, add_special_tokens=False)[0] if ex.concept else -100 for ex in examples])
-    inputs["point_positions"] = [option_positions(tok, inputs["input_ids"][i].tolist(), ex.point)
-                                 for i, ex in enumerate(examples)]
+    ids = [inputs["input_ids"][i].tolist() for i in range(len(examples))]
+    inputs["point_positions"] = [option_positions(tok, ids[i], ex.point) for i, ex in enumerate(examples)]
+    # (first text token, letter token) of every option line: "B", ":", " purple"
+    inputs["letter_links"] = [[(where[0], where[0] - 2) for where in
+                               (option_positions(tok, ids[i], (letter, text)) for letter, text in
+                                zip(OPTION_LETTERS, ex.choices)) if where]
+                              for i, ex in enumerate(examples)]
     return inputs
 
 
@@ -644,6 +654,15 @@ def _pointer_attention_loss(attentions: tuple[torch.Tensor, ...], positions: tor
     averaged over the examples that have one."""
     losses = [-torch.log(attentions[layer][i, head, positions[i], where].sum().clamp_min(1e-6))
               for i, where in enumerate(targets) if where]
+    return torch.stack(losses).mean() if losses else None
+
+
+def _letter_attention_loss(attentions: tuple[torch.Tensor, ...], links: list[list[tuple[int, int]]], layer: int,
+                           head: int) -> torch.Tensor | None:
+    """-log of one head's attention from each option's first text token onto its letter,
+    averaged over all options of all examples."""
+    losses = [-torch.log(attentions[layer][i, head, text, letter].clamp_min(1e-6))
+              for i, pairs in enumerate(links) for text, letter in pairs]
     return torch.stack(losses).mean() if losses else None
 
 
@@ -765,7 +784,7 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
-            options = inputs.pop("point_positions")
+            options, letters = inputs.pop("point_positions"), inputs.pop("letter_links")
             out = model(**inputs, output_hidden_states=cfg.concept_weight > 0,
                         output_attentions=supervise_attention or supervise_pointer)
             loss = out.loss
@@ -784,6 +803,10 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
                                                    cfg.pointer_attention_head)
                 if pointing is not None:
                     loss = loss + cfg.pointer_attention_weight * pointing
+                carrying = _letter_attention_loss(out.attentions, letters, cfg.letter_attention_layer,
+                                                  cfg.letter_attention_head)
+                if carrying is not None:
+                    loss = loss + cfg.pointer_attention_weight * carrying
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
