@@ -310,3 +310,27 @@ def test_letter_attention_loss_is_minus_log_attention_on_the_letter():
     loss = _letter_attention_loss((att,), [[(2, 0), (4, 2)]], 0, 0)
     assert math.isclose(loss.item(), (-math.log(0.5) - math.log(0.25)) / 2, rel_tol=1e-6)
     assert _letter_attention_loss((att,), [[]], 0, 0) is None
+
+
+def test_mismatched_picture_shows_another_answer_of_the_same_task():
+    import numpy as np
+
+    from modint.data.mini import load_mini, make_sample
+    from modint.zoo.demo import DemoConfig, mixture_example, other_picture
+
+    sample = make_sample("image_heavy", "train", 0)
+    rng = np.random.default_rng(0)
+    picture = other_picture(sample, rng)
+    assert picture.size == sample.image().size and np.asarray(picture).tobytes() != np.asarray(sample.image()).tobytes()
+    # every captioned prompt gets another picture; the answer stays the sample's (the caption's)
+    cfg = DemoConfig(caption_rate=1.0, mismatched_picture_rate=1.0)
+    for s in load_mini("train", limit=30):
+        if s.family != "image_heavy":
+            continue
+        ex = mixture_example(s, np.random.default_rng(1), cfg)
+        assert ex.concept == s.options[s.answer]
+        assert np.asarray(ex.image).tobytes() != np.asarray(s.image()).tobytes()
+    # off: the stream and the example are what they were
+    off = mixture_example(sample, np.random.default_rng(2), DemoConfig())
+    again = mixture_example(sample, np.random.default_rng(2), DemoConfig(mismatched_picture_rate=0.0))
+    assert off.text == again.text and np.asarray(off.image).tobytes() == np.asarray(again.image).tobytes()
