@@ -55,7 +55,7 @@ def test_recipe_runs_at_ci_size(tmp_path):
                      vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
                      binding_steps=600, attention_layer=1, side_flags=True, vision_vqa_rate=0.5,
                      patch_stages="naming,binding", patch_scenes=2, attention_stages="naming,mixture,binding",
-                     pointer_attention_weight=0.5, pointer_attention_layer=1).scaled(0.002)
+                     pointer_attention_weight=0.5, pointer_attention_layer=1, mismatched_picture_rate=0.5).scaled(0.002)
     assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
