@@ -324,9 +324,9 @@ def test_mismatched_picture_shows_another_answer_of_the_same_task():
     assert picture.size == sample.image().size and np.asarray(picture).tobytes() != np.asarray(sample.image()).tobytes()
     # every captioned prompt gets another picture; the answer stays the sample's (the caption's)
     cfg = DemoConfig(caption_rate=1.0, mismatched_picture_rate=1.0)
-    for s in load_mini("train", limit=30):
-        if s.family != "image_heavy":
-            continue
+    image_heavy = [s for s in load_mini("train", limit=30) if s.family == "image_heavy"]
+    assert len(image_heavy) >= 5
+    for s in image_heavy:
         ex = mixture_example(s, np.random.default_rng(1), cfg)
         assert ex.concept == s.options[s.answer]
         assert np.asarray(ex.image).tobytes() != np.asarray(s.image()).tobytes()
