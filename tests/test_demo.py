@@ -55,7 +55,8 @@ def test_recipe_runs_at_ci_size(tmp_path):
                      vision_hidden=64, vision_layers=2, vocab_size=600, checkpoints=True,
                      binding_steps=600, attention_layer=1, side_flags=True, vision_vqa_rate=0.5,
                      patch_stages="naming,binding", patch_scenes=2, attention_stages="naming,mixture,binding",
-                     pointer_attention_weight=0.5, pointer_attention_layer=1, mismatched_picture_rate=0.5).scaled(0.002)
+                     pointer_attention_weight=0.5, pointer_attention_layer=1, mismatched_picture_rate=0.5,
+                     drill_examples=2, drill_stages="mixture,binding").scaled(0.002)
     assert cfg.binding_steps == 1
     out = train_demo(tmp_path / "demo", cfg)
     assert (out / "model.safetensors").exists() and (out / "training.json").exists()
@@ -334,3 +335,20 @@ def test_mismatched_picture_shows_another_answer_of_the_same_task():
     off = mixture_example(sample, np.random.default_rng(2), DemoConfig())
     again = mixture_example(sample, np.random.default_rng(2), DemoConfig(mismatched_picture_rate=0.0))
     assert off.text == again.text and np.asarray(off.image).tobytes() == np.asarray(again.image).tobytes()
+
+
+def test_drill_examples_are_right_text_only_sums_of_the_training_split():
+    import re
+
+    from modint.zoo.demo import DemoConfig, drill_examples
+
+    cfg = DemoConfig(drill_examples=40)
+    examples = drill_examples(cfg, "binding", 7)
+    assert len(examples) == 40 and drill_examples(cfg, "binding", 7) == examples  # seeded by (stage, step)
+    assert [e.text for e in drill_examples(cfg, "binding", 8)] != [e.text for e in examples]
+    for ex in examples:
+        a, op, b = re.fullmatch(r"What is (\d) ([+-]) (\d)\?", ex.text).groups()
+        value = int(a) + int(b) if op == "+" else int(a) - int(b)
+        assert ex.image is None and ex.target == f" {value}" and ex.concept == str(value)
+    assert len({e.text for e in examples}) > 20  # fresh questions, not one repeated
+    assert drill_examples(DemoConfig(), "binding", 0) == []  # off by default

@@ -38,7 +38,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from modint.data import facts
-from modint.data.mini import IMAGE_SIZE, Item, Scene, item_masks, load_mini, make_sample, render
+from modint.data.mini import IMAGE_SIZE, TASKS, Item, Scene, item_masks, load_mini, make_sample, render
 from modint.data.sample import IMAGE_HEAVY, OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
 from modint.models.prompts import user_text
 from modint.models.tokenizer import llava_chat_template
@@ -133,6 +133,12 @@ class DemoConfig:
     # belong to the leftmost / rightmost / topmost / bottommost object: what `position` asks).
     vision_vqa_rate: float = 0.0
     side_flags: bool = False
+    # Arithmetic drill: per step of the stages named, this many text-only naming examples of the
+    # training split's arithmetic questions ("What is 7 - 3?" -> "4") join the batch. After run
+    # 10's mixture the LM named only 30% of sums right (text-heavy arithmetic 58% in multiple
+    # choice): 155 facts drowned in the mixture. A text-only example costs little.
+    drill_examples: int = 0
+    drill_stages: str = "binding"
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
@@ -639,6 +645,19 @@ def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: De
         yield batch
 
 
+def drill_examples(cfg: DemoConfig, stage: str, step: int) -> list[Example]:
+    """``cfg.drill_examples`` text-only naming examples of fresh arithmetic training questions."""
+    rng = np.random.default_rng(derive_seed("demo", cfg.seed, stage, "drill", step))
+    tasks = TASKS[TEXT_HEAVY]
+    per_task = max(cfg.mixture_pool, cfg.train_per_family) // len(tasks)
+    out = []
+    for _ in range(cfg.drill_examples):
+        sample = make_sample(TEXT_HEAVY, "train", int(rng.integers(per_task)) * len(tasks) + tasks.index("arithmetic"))
+        answer = sample.options[sample.answer]
+        out.append(Example(sample.question, None, " " + answer, answer))
+    return out
+
+
 def _naming_make(sample: Sample, rng: np.random.Generator, cfg: DemoConfig, step: int) -> Example:
     return naming_example(sample, rng, cfg)
 
@@ -771,6 +790,7 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
     patch_stages = _stages(cfg.patch_stages) if cfg.patch_weight > 0 else set()
     attention_stages = _stages(cfg.attention_stages) if cfg.attention_weight > 0 else set()
     pointer_stages = _stages(cfg.pointer_attention_stages) if cfg.pointer_attention_weight > 0 else set()
+    drill_stages = _stages(cfg.drill_stages) if cfg.drill_examples > 0 else set()
     heads = None  # training-only per-patch heads on the projector's output, dropped at the end
     if patch_stages & {name for name, *_ in stages}:
         torch.manual_seed(derive_seed("demo", cfg.seed, "patch-heads"))
@@ -799,6 +819,8 @@ def train_demo(out_dir: str | Path, cfg: DemoConfig | None = None,
         if supervise_attention:
             make = with_attention_targets(make, cfg.image_size // cfg.patch_size)
         for step, batch in enumerate(_batches(by_family, make, cfg, stage, steps, fresh, share)):
+            if stage in drill_stages:
+                batch = batch + drill_examples(cfg, stage, step)
             inputs = encode_examples(processor, batch)
             positions, concepts = inputs.pop("answer_positions"), inputs.pop("concept_targets")
             options, letters = inputs.pop("point_positions"), inputs.pop("letter_links")
