@@ -5,36 +5,53 @@ multiple-choice answer pick the option that layer 3 names?
 
     python recipes/probe_arithmetic.py [MODEL]     # MODEL: demo (default) or a directory
 """
+
 import sys
-import torch, numpy as np
-from modint.models.loading import load_adapter
+
+import torch
+
 from modint.data.mini import load_mini
 from modint.data.sample import load_image
+from modint.models.loading import load_adapter
 from modint.perturb import apply_condition, default_pools
-ad = load_adapter(sys.argv[1] if len(sys.argv) > 1 else "demo"); m = ad.model; tok = ad.tokenizer
-samples = [s for s in load_mini("test") if s.family == "text_heavy" and s.meta.get("task") == "arithmetic"]
-pools = default_pools()
-conv = [apply_condition(s.replace(image=load_image(s)), "noise_image", seed=0, pools=pools) for s in samples]
-nums = [tok.encode(f" {n}", add_special_tokens=False)[0] for n in range(19)]
-lm = m.model.language_model; norm = lm.norm; head = m.lm_head
-res = {L: [0, 0] for L in range(1, 7)}; mc = 0; concept_in_opts = 0; agree = 0
-with torch.no_grad():
-    for i in range(0, len(conv), 25):
-        batch = ad.encode(conv[i:i+25])
-        out = m(**batch.inputs, output_hidden_states=True)
-        scored = ad.score(conv[i:i+25])
-        for j, s in enumerate(batch.samples):
-            gold = int(s.options[s.answer]); pos = batch.answer_index[j]
-            for L in range(1, 7):
-                h = out.hidden_states[L][j, pos]
-                logits = head(norm(h))[nums]
-                pred = int(torch.argmax(logits))
-                res[L][0] += pred == gold; res[L][1] += 1
-            h = out.hidden_states[3][j, pos]; pred3 = int(torch.argmax(head(norm(h))[nums]))
-            ok = scored[j].pred == s.answer; mc += ok
-            opts = [int(o) for o in s.options]
-            if pred3 in opts:
-                concept_in_opts += 1; agree += scored[j].pred == opts.index(pred3)
-print("sum named right at layer L:", {L: f"{a}/{b}" for L, (a, b) in res.items()})
-print("multiple choice right:", mc, "/", len(conv))
-print("layer 3 names one of the options:", concept_in_opts, "; the answer picks that option:", agree)
+
+CONCEPT_LAYER = 3  # DemoConfig.concept_layer: half the LM's depth
+
+
+def main() -> None:
+    adapter = load_adapter(sys.argv[1] if len(sys.argv) > 1 else "demo")
+    model, tok = adapter.model, adapter.tokenizer
+    pools = default_pools()
+    samples = [apply_condition(s.replace(image=load_image(s)), "noise_image", seed=0, pools=pools)
+               for s in load_mini("test") if s.family == "text_heavy" and s.meta.get("task") == "arithmetic"]
+    numbers = [tok.encode(f" {n}", add_special_tokens=False)[0] for n in range(19)]  # sums 0..18
+    lm = model.model.language_model
+    layers = range(1, len(lm.layers) + 1)
+    named = {layer: 0 for layer in layers}
+    right = concept_is_option = follows_concept = 0
+    with torch.no_grad():
+        for i in range(0, len(samples), 25):
+            batch = adapter.encode(samples[i:i + 25])
+            hidden = model(**batch.inputs, output_hidden_states=True).hidden_states
+            scored = adapter.score(batch.samples)
+            for j, sample in enumerate(batch.samples):
+                at = batch.answer_index[j]
+                lens = {layer: int(torch.argmax(model.lm_head(lm.norm(hidden[layer][j, at]))[numbers]))
+                        for layer in layers}
+                gold = int(sample.options[sample.answer])
+                for layer in layers:
+                    named[layer] += lens[layer] == gold
+                right += scored[j].pred == sample.answer
+                options = [int(o) for o in sample.options]
+                if lens[CONCEPT_LAYER] in options:
+                    concept_is_option += 1
+                    follows_concept += scored[j].pred == options.index(lens[CONCEPT_LAYER])
+    n = len(samples)
+    print("sum named right at layer L:", {layer: f"{named[layer]}/{n}" for layer in layers})
+    print(f"multiple choice right: {right}/{n}")
+    print(f"layer {CONCEPT_LAYER} names one of the options: {concept_is_option}; "
+          f"the answer picks that option: {follows_concept}")
+
+
+if __name__ == "__main__":
+    main()
