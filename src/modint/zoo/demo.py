@@ -484,11 +484,17 @@ def pointer_curriculum(steps: int) -> Callable:
     return make
 
 
-def other_picture(sample: Sample, rng: np.random.Generator, tries: int = 50) -> Image.Image:
-    """The picture of another image-heavy training sample of the same task whose answer differs."""
+def fresh_pool(cfg: DemoConfig) -> int:
+    """How many training samples per family the fresh draws (mixture, binding) come from."""
+    return cfg.mixture_pool or cfg.train_per_family
+
+
+def other_picture(sample: Sample, rng: np.random.Generator, pool: int = 100000, tries: int = 50) -> Image.Image:
+    """The picture of another image-heavy training sample (of the first ``pool``) of the same task
+    whose answer differs."""
     answer = sample.options[sample.answer]
     for _ in range(tries):
-        other = make_sample(IMAGE_HEAVY, "train", int(rng.integers(100000)))
+        other = make_sample(IMAGE_HEAVY, "train", int(rng.integers(pool)))
         if other.meta.get("task") == sample.meta.get("task") and other.options[other.answer] != answer:
             return other.image()
     raise RuntimeError(f"no other picture for {sample.id} in {tries} draws")
@@ -506,7 +512,7 @@ def mixture_example(sample: Sample, rng: np.random.Generator, cfg: DemoConfig,
             if rng.random() < 0.5:
                 context = f"{filler(rng, 1, 3)} {context}" if rng.random() < 0.5 else f"{context} {filler(rng, 1, 3)}"
             if cfg.mismatched_picture_rate > 0 and rng.random() < cfg.mismatched_picture_rate:
-                image = other_picture(sample, rng)  # (no draw when off: the same stream as before)
+                image = other_picture(sample, rng, fresh_pool(cfg))  # (no draw when off: the same stream as before)
             elif rng.random() < weak_image_rate:
                 image = weak_image(image, rng)
         elif u < cfg.caption_rate + cfg.filler_rate:
@@ -662,7 +668,7 @@ def drill_examples(cfg: DemoConfig, stage: str, step: int) -> list[Example]:
     """``cfg.drill_examples`` text-only naming examples of fresh arithmetic training questions."""
     rng = np.random.default_rng(derive_seed("demo", cfg.seed, stage, "drill", step))
     tasks = TASKS[TEXT_HEAVY]
-    per_task = max(cfg.mixture_pool, cfg.train_per_family) // len(tasks)
+    per_task = fresh_pool(cfg) // len(tasks)
     out = []
     for _ in range(cfg.drill_examples):
         sample = make_sample(TEXT_HEAVY, "train", int(rng.integers(per_task)) * len(tasks) + tasks.index("arithmetic"))
