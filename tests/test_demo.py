@@ -353,3 +353,21 @@ def test_drill_examples_are_right_text_only_sums_of_the_training_split():
         assert ex.image is None and ex.target == f" {value}" and ex.concept == str(value)
     assert len({e.text for e in examples}) > 20  # fresh questions, not one repeated
     assert drill_examples(DemoConfig(), "binding", 0) == []  # off by default
+
+
+def test_drill_choice_rate_poses_the_sums_as_multiple_choice_questions():
+    import re
+
+    from modint.zoo.demo import OPTION_LETTERS, DemoConfig, drill_examples
+
+    examples = drill_examples(DemoConfig(drill_examples=40, drill_choice_rate=0.5), "binding", 3)
+    choice = [ex for ex in examples if ex.choices]
+    assert 8 <= len(choice) <= 32 and len(choice) < len(examples)  # a share, not all or none
+    for ex in choice:
+        a, op, b = re.search(r"What is (\d) ([+-]) (\d)\?", ex.text).groups()
+        value = str(int(a) + int(b) if op == "+" else int(a) - int(b))
+        letter = OPTION_LETTERS[ex.choices.index(value)]  # the right sum is an option ...
+        assert ex.target == f" {letter}" and ex.point == (letter, value) and ex.concept == value  # ... and the target
+        assert f"{letter}: {value}" in ex.text
+    only = drill_examples(DemoConfig(drill_examples=10, drill_choice_rate=1.0), "binding", 3)
+    assert all(ex.choices for ex in only)

@@ -152,6 +152,9 @@ class DemoConfig:
     # to 55% and left multiple-choice arithmetic where it was (56%), so it stays off.
     drill_examples: int = 0
     drill_stages: str = "binding"
+    # ... of which this share is posed as the multiple-choice question itself (its picture and
+    # context as the mixture draws them), which trains the sum and the pointer to its option.
+    drill_choice_rate: float = 0.0
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
@@ -665,13 +668,17 @@ def _batches(samples_by_family: dict[str, list[Sample]], make: Callable, cfg: De
 
 
 def drill_examples(cfg: DemoConfig, stage: str, step: int) -> list[Example]:
-    """``cfg.drill_examples`` text-only naming examples of fresh arithmetic training questions."""
+    """``cfg.drill_examples`` examples of fresh arithmetic training questions: text-only naming, or
+    (a ``cfg.drill_choice_rate`` share) the multiple-choice question as the mixture poses it."""
     rng = np.random.default_rng(derive_seed("demo", cfg.seed, stage, "drill", step))
     tasks = TASKS[TEXT_HEAVY]
     per_task = fresh_pool(cfg) // len(tasks)
     out = []
     for _ in range(cfg.drill_examples):
         sample = make_sample(TEXT_HEAVY, "train", int(rng.integers(per_task)) * len(tasks) + tasks.index("arithmetic"))
+        if cfg.drill_choice_rate > 0 and rng.random() < cfg.drill_choice_rate:
+            out.append(mixture_example(sample, rng, cfg))
+            continue
         answer = sample.options[sample.answer]
         out.append(Example(sample.question, None, " " + answer, answer))
     return out
