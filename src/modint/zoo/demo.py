@@ -144,17 +144,17 @@ class DemoConfig:
     # belong to the leftmost / rightmost / topmost / bottommost object: what `position` asks).
     vision_vqa_rate: float = 0.5
     side_flags: bool = True
-    # Arithmetic drill: per step of the stages named, this many text-only naming examples of the
-    # training split's arithmetic questions ("What is 7 - 3?" -> "4") join the batch. After run
-    # 10's mixture the LM named only 30% of sums right (text-heavy arithmetic 58% in multiple
-    # choice): 155 facts drowned in the mixture. Alone, the drill teaches them in 150 steps but
-    # unlearns the answer format; 16 per step in the binding stage (experiment 13) raised naming
-    # to 55% and left multiple-choice arithmetic where it was (56%), so it stays off.
-    drill_examples: int = 0
+    # Arithmetic drill: per step of the stages named, this many fresh arithmetic questions of the
+    # training split join the batch, as text-only naming ("What is 7 - 3?" -> "4") or as the
+    # multiple-choice question. After run 10's mixture the LM named only 30% of sums right
+    # (text-heavy arithmetic 58% in multiple choice): 155 facts drowned in the mixture. Naming
+    # alone (experiment 13) raised naming to 55% and left multiple-choice arithmetic at 56%; half
+    # of them as multiple choice (run 12) lifted it to 78%.
+    drill_examples: int = 16
     drill_stages: str = "binding"
     # ... of which this share is posed as the multiple-choice question itself (its picture and
     # context as the mixture draws them), which trains the sum and the pointer to its option.
-    drill_choice_rate: float = 0.0
+    drill_choice_rate: float = 0.5
     agreeing_image_rate: float = 0.35  # text-heavy questions illustrated with their answer
     no_image_rate: float = 0.1
     threads: int = 2
