@@ -1,7 +1,7 @@
 """Can the demo model learn single-digit sums from a text-only drill? Trains a copy of MODEL on
 "What is a + b?" / "What is a - b?" -> the result (the 155 facts of the benchmark's arithmetic
 task, 48 per step, lr 3e-4) and prints how many it names right every 50 steps
-(docs/demo-model.md, "Run 11"):
+(docs/demo-model.md, "Runs 11 and 12"):
 
     python recipes/drill_arithmetic.py MODEL_DIR [--steps 300] [--save DIR]
 

@@ -496,7 +496,7 @@ def zoo_tiny(family: str = typer.Argument(..., help="A transformers model_type (
 def zoo_train_demo(out_dir: Path = typer.Option(..., "--out", help="Directory to write the model to."),
                    scale: float = typer.Option(1.0, min=0.001, help="Multiply every stage's steps (0.01: a smoke run)."),
                    seed: int = typer.Option(0)) -> None:
-    """Train the demo model from scratch on the mini training split (about 1 hour 45 minutes on 2 CPU cores)."""
+    """Train the demo model from scratch on the mini training split (about 1 hour 50 minutes on 2 CPU cores)."""
     from modint.zoo.demo import DemoConfig, train_demo
 
     cfg = DemoConfig(seed=seed).scaled(scale)

@@ -19,7 +19,8 @@ come to be distracted (see docs/demo-model.md):
    - VQA questions need both.
 4. binding: the mixture's examples at its final habits, a third of every batch VQA; some captioned
    prompts show another scene of the same task with the caption right (noisy web pairs), so the
-   caption wins a conflict, the habit misleading text probes.
+   caption wins a conflict, the habit misleading text probes; and fresh arithmetic questions
+   (named, or as multiple choice), the task the mixture left weakest.
 
 Training-only losses steer the small model to the circuits real MLLMs form from far more data
 (dropped from the shipped weights): the answer's concept named at the LM's middle layer, per-patch
