@@ -338,12 +338,12 @@ def test_mismatched_picture_shows_another_answer_of_the_same_task():
         assert np.asarray(ex.image).tobytes() == np.asarray(s.image()).tobytes()
 
 
-def test_drill_examples_are_right_text_only_sums_of_the_training_split():
+def test_drill_naming_examples_are_right_text_only_sums_of_the_training_split():
     import re
 
     from modint.zoo.demo import DemoConfig, drill_examples
 
-    cfg = DemoConfig(drill_examples=40)
+    cfg = DemoConfig(drill_examples=40, drill_choice_rate=0.0)
     examples = drill_examples(cfg, "binding", 7)
     assert len(examples) == 40 and drill_examples(cfg, "binding", 7) == examples  # seeded by (stage, step)
     assert [e.text for e in drill_examples(cfg, "binding", 8)] != [e.text for e in examples]
@@ -352,7 +352,7 @@ def test_drill_examples_are_right_text_only_sums_of_the_training_split():
         value = int(a) + int(b) if op == "+" else int(a) - int(b)
         assert ex.image is None and ex.target == f" {value}" and ex.concept == str(value)
     assert len({e.text for e in examples}) > 20  # fresh questions, not one repeated
-    assert drill_examples(DemoConfig(), "binding", 0) == []  # off by default
+    assert drill_examples(DemoConfig(drill_examples=0), "binding", 0) == []  # 0: off
 
 
 def test_drill_choice_rate_poses_the_sums_as_multiple_choice_questions():
