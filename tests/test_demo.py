@@ -317,11 +317,11 @@ def test_mismatched_picture_shows_another_answer_of_the_same_task():
     import numpy as np
 
     from modint.data.mini import load_mini, make_sample
-    from modint.zoo.demo import DemoConfig, mixture_example, other_picture
+    from modint.zoo.demo import DemoConfig, fresh_pool, mixture_example, other_picture
 
     sample = make_sample("image_heavy", "train", 0)
     rng = np.random.default_rng(0)
-    picture = other_picture(sample, rng)
+    picture = other_picture(sample, rng, fresh_pool(DemoConfig()))
     assert picture.size == sample.image().size and np.asarray(picture).tobytes() != np.asarray(sample.image()).tobytes()
     # every captioned prompt gets another picture; the answer stays the sample's (the caption's)
     cfg = DemoConfig(caption_rate=1.0, mismatched_picture_rate=1.0)

@@ -493,7 +493,7 @@ def fresh_pool(cfg: DemoConfig) -> int:
     return cfg.mixture_pool or cfg.train_per_family
 
 
-def other_picture(sample: Sample, rng: np.random.Generator, pool: int = 100000, tries: int = 50) -> Image.Image:
+def other_picture(sample: Sample, rng: np.random.Generator, pool: int, tries: int = 50) -> Image.Image:
     """The picture of another image-heavy training sample (of the first ``pool``) of the same task
     whose answer differs."""
     answer = sample.options[sample.answer]
