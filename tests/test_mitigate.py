@@ -154,6 +154,25 @@ def test_views_follow_the_family_rules(train_samples):
     assert len(seqs_sft) == 3 and pairs_sft == []
 
 
+def test_extra_switched_views_draw_other_pictures(train_samples):
+    from modint.perturb import default_pools
+
+    pools = default_pools(train_samples)
+    anchor = next(s for s in train_samples if s.family == "text_heavy")
+    one, _, _ = build_sequences([anchor], TrainConfig(recipe="aug"), pools, 0)
+    seqs, rows, pairs = build_sequences([anchor], TrainConfig(recipe="aug", switched_views=3), pools, 0)
+    # The paper's views first (unchanged), then two more switched views, each paired with the anchor.
+    assert [s.meta["condition"] for s in seqs] == ["noise_image", "switched_image", "black_image", "white_image",
+                                                     "switched_image", "switched_image"]
+    assert seqs[1].meta["switched_from"] == one[1].meta["switched_from"]
+    assert len({seqs[i].meta["switched_from"] for i in (1, 4, 5)}) == 3
+    assert rows == [0] and pairs == [(1, 0), (2, 0), (3, 0), (4, 0), (5, 0)]
+    image_heavy = next(s for s in train_samples if s.family == "image_heavy")
+    assert len(build_sequences([image_heavy], TrainConfig(recipe="aug", switched_views=3), pools, 0)[0]) == 3
+    with pytest.raises(ValueError, match="switched_views"):
+        TrainConfig(switched_views=0).check()
+
+
 def test_step_loss_parts_and_gradient_flow(train_samples):
     adapter = _fresh_adapter()
     from modint.mitigate.train import prepare_trainable

@@ -88,6 +88,10 @@ class TrainConfig:
     temperature: float = 1.0
     shift_logits: bool = True  # False reproduces the published off-by-one
     adv_weight: float = 1.0
+    # Switched-image views per text-heavy anchor (the paper: 1). Each extra view draws another
+    # picture from the switch pool: the switched image is the one text-heavy view that real
+    # pictures make hard (black and white are near their reference already).
+    switched_views: int = 1
     preserve_weight: float = 0.0  # mu: KL(model before fine-tuning || model) on clean anchors; 0 = off (published)
     adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
     pgd_eps: float = 0.05
@@ -114,6 +118,8 @@ class TrainConfig:
             raise ValueError(f"unknown trainable {self.trainable!r}; use full, all, lora or projector")
         if self.adv_noise not in ("pgd", "gaussian"):
             raise ValueError(f"unknown adv_noise {self.adv_noise!r}; use pgd or gaussian")
+        if self.switched_views < 1:
+            raise ValueError(f"switched_views must be >= 1, got {self.switched_views}")
         if self.preserve_weight < 0:
             raise ValueError(f"preserve_weight must be >= 0, got {self.preserve_weight}")
         PGDConfig(eps=self.pgd_eps, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
@@ -136,9 +142,13 @@ def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epo
     for s in anchors:
         anchor_rows.append(len(sequences))
         sequences.append(_decoded(apply_condition(s, REFERENCE_CONDITION[s.family], seed, pools)))
-        for view in VIEWS[s.family] if with_views else ():
+        views = [(v, seed) for v in VIEWS[s.family]] if with_views else []
+        if with_views and s.family == TEXT_HEAVY:
+            views += [("switched_image", derive_seed("train-views", cfg.seed, epoch, k))
+                      for k in range(1, cfg.switched_views)]
+        for view, view_seed in views:
             pairs.append((len(sequences), anchor_rows[-1]))
-            sequences.append(_decoded(apply_condition(s, view, seed, pools)))
+            sequences.append(_decoded(apply_condition(s, view, view_seed, pools)))
     return sequences, anchor_rows, pairs
 
 
