@@ -65,7 +65,7 @@ RECIPES = {
 # preservation term at weight 1; PGD on text-heavy anchors' image tokens in a ball of 0.5 x
 # their RMS (at 0.05 the adversarial term cost switched-image accuracy: a switched picture lies
 # far outside that ball); two switched-image views per text-heavy anchor (with one, the
-# switched gap closed by 30-50% depending on the seed; with two, by 52% and 56% at seeds 0 and 1).
+# switched gap closed by 30-57% depending on the seed; with two, by 52-57% in four runs).
 # Fine-tuning costs arithmetic first.
 PRESETS: dict[str, dict[str, Any]] = {
     "demo": {"lr": 7e-4, "max_steps": 300, "warmup_ratio": 0.05, "trainable": "lora", "lora_r": 16,
