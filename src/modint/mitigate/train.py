@@ -60,17 +60,17 @@ RECIPES = {
 # Settings for models too small for the published ones (lr 2e-5 and one epoch are tuned for 7B
 # models on the paper's data): applied by `modint train --model demo` unless overridden.
 # The demo preset (README "Mitigation"): LoRA (r 16) on the LM; a 2:4:2 quota that gives the
-# text-heavy anchors more switched-image views; lr 7e-4, between 5e-4 (references held, switched
-# gap closed by a third) and 1e-3 (gap closed by two thirds, text-heavy arithmetic lost); the
-# preservation term at weight 1; PGD on text-heavy anchors' image tokens in a ball of 0.5 x
-# their RMS (at 0.05 the adversarial term cost switched-image accuracy: a switched picture lies
-# far outside that ball); two switched-image views per text-heavy anchor (with one, the
-# switched gap closed by 30-57% depending on the seed; with two, by 52-57% in four runs).
-# Fine-tuning costs arithmetic first.
+# text-heavy anchors more switched-image views; two switched-image views per text-heavy anchor
+# (with one, the switched gap closed by 30-57% depending on the seed); PGD on text-heavy anchors'
+# image tokens in a ball of 0.5 x their RMS (at 0.05 the adversarial term cost switched-image
+# accuracy: a switched picture lies far outside that ball) at half the weight of the clean CE
+# (at weight 1, text-heavy lost 0.4-1.3 points more at the same seed); the
+# preservation term at weight 1; lr 5e-4. Fine-tuning costs text-heavy arithmetic first (the
+# demo model's least certain answers), so every change here was judged on that reference.
 PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"lr": 7e-4, "max_steps": 300, "warmup_ratio": 0.05, "trainable": "lora", "lora_r": 16,
+    "demo": {"lr": 5e-4, "max_steps": 300, "warmup_ratio": 0.05, "trainable": "lora", "lora_r": 16,
              "lora_alpha": 32, "quotas": {"image_heavy": 2, "text_heavy": 4, "vqa": 2}, "preserve_weight": 1.0,
-             "pgd_eps_image": 0.5, "switched_views": 2},
+             "pgd_eps_image": 0.5, "switched_views": 2, "adv_weight": 0.5},
 }
 
 
@@ -272,11 +272,15 @@ def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter
     """Set requires_grad per ``cfg.trainable``; LoRA wraps the model with peft."""
     model = adapter.model
     if cfg.trainable == "lora":
+        import warnings
+
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                 target_modules=_lora_target_pattern(model, cfg.lora_targets),
-                                                 lora_dropout=0.0))
+        with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise for our users
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
+                                                     target_modules=_lora_target_pattern(model, cfg.lora_targets),
+                                                     lora_dropout=0.0))
         adapter.model = model
     else:
         for p in model.parameters():
