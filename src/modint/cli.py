@@ -643,6 +643,16 @@ def data_convert(
             print(f"  {message}")
 
 
+def _register_interop() -> None:
+    from modint import cli_interop
+
+    app.command("score")(cli_interop.score)
+    app.command("export")(cli_interop.export)
+
+
+_register_interop()
+
+
 def main() -> None:
     logging.basicConfig(level=os.environ.get("MODINT_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
     app()
