@@ -235,6 +235,8 @@ def train(
                                   "--seed only changes the training."),
     diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
                                         "OUT/diagnosis."),
+    report_to: str = typer.Option("none", help="Where step scalars and the final diagnosis go: tensorboard "
+                                  "(OUT/tensorboard), wandb, all or none (the Hugging Face Trainer's names)."),
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
     trust_remote_code: bool = REMOTE_CODE_OPTION,
@@ -250,6 +252,14 @@ def train(
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    from dataclasses import asdict
+
+    from modint.mitigate.logging_backends import last_logged_step, make_logger
+
+    try:
+        logger = make_logger(report_to, out_dir, config=asdict(cfg))
+    except ValueError as exc:
+        usage_error(str(exc))
     try:
         samples = load_benchmark(benchmark, split=split, limit=limit)
     except (KeyError, ValueError) as exc:
@@ -265,7 +275,7 @@ def train(
             bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
 
         try:
-            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume)
+            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume, logger=logger)
         except ValueError as exc:
             failure(str(exc))
     out.print(f"Model: {model_dir}")
@@ -280,6 +290,10 @@ def train(
         if summary:
             out.print(summary_table(summary))
             out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
+            if logger is not None:
+                logger.log_diagnosis(summary, step=last_logged_step(out_dir))
+    if logger is not None:
+        logger.close()
 
 
 def _as_field_type(key: str, value: Any, annotation: str) -> Any:
