@@ -89,6 +89,9 @@ def diagnose(
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
     strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
+    text_model: Optional[str] = typer.Option(None, help="The LLM base run text only (a model, or the run directory "
+                                             "of its no_image answers, e.g. from `modint score`): adds MMStar's "
+                                             "multimodal leakage. Request no_image in --conditions."),
     trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
@@ -103,6 +106,10 @@ def diagnose(
                             save_adversarial=save_adversarial)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
+    if summary and text_model:
+        from modint.cli_interop import leakage
+
+        summary = leakage(text_model, config, benchmark, split, limit, out_dir, device, dtype, trust_remote_code)
     if summary and not quiet:
         out.print(summary_table(summary))
         if summary.get("robustness"):

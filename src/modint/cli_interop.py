@@ -74,3 +74,26 @@ def export(
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     for path in written:
         out.print(f"wrote {path}", highlight=False)
+
+
+def leakage(text_model: str, config, benchmark: str, split: str, limit: Optional[int], out_dir: Path, device: str,
+            dtype: str, trust_remote_code: bool) -> dict:
+    """`diagnose --text-model`: the text model's no_image answers (run here into OUT/text_model,
+    or a run directory given), MMStar's leakage added to the summary, the report re-written."""
+    from dataclasses import replace
+
+    from modint.cli import _run, usage_error
+    from modint.diagnose.mmstar import NO_IMAGE, add_leakage
+    from modint.report.tables import run_report
+
+    text_run = Path(text_model)
+    if not (text_run / "records.jsonl").is_file():
+        text_run = Path(out_dir) / "text_model"
+        _run(replace(config, conditions=[NO_IMAGE]), text_model, benchmark, split, limit, text_run, device, dtype,
+             None, trust_remote_code)
+    try:
+        summary = add_leakage(out_dir, text_run, text_model=text_model)
+    except ValueError as exc:
+        usage_error(str(exc))
+    run_report(out_dir, "html")
+    return summary

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 from modint.data.sample import Sample, SampleError, validate_sample
 from modint.diagnose import rundir
 from modint.diagnose.metrics import summarize
+from modint.diagnose.mmstar import multimodal_gain
 from modint.models.prompts import parse_answer
 from modint.perturb import REFERENCE_CONDITION, apply_condition, condition_rank, default_pools, get_condition
 from modint.predictions.readers import Prediction, PredictionError
@@ -152,6 +153,9 @@ def score_predictions(predictions: Sequence[Prediction], samples: Sequence[Sampl
     summary = {**{k: run_info.get(k) for k in ("model", "benchmark", "split")}, "seed": seed, "scoring": "generate",
                **summarize(records, reference=reference, n_boot=n_boot, seed=seed,
                            condition_order=sorted({r["condition"] for r in records}, key=_rank_or_last))}
+    gain = multimodal_gain(records, reference)
+    if gain:
+        summary["multimodal_gain"] = gain
     rundir.write_json(out / rundir.SUMMARY, summary)
     rundir.write_json(out / rundir.MANIFEST, _manifest(samples, records, result, run_info, seed, reference, started))
     try:
