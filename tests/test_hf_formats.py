@@ -160,3 +160,22 @@ def test_a_parquet_folder_of_each_layout_diagnoses_as_one_benchmark(tmp_path, ti
                             DiagnoseConfig(conditions=["clean", "no_image"], n_boot=50))
     clean = next(r for r in summary["conditions"] if r["condition"] == "clean")
     assert clean["n"] == 8 and clean["errors"] == 4
+
+
+def test_lmms_eval_doc_ids_count_the_rows_a_load_skips(tmp_path):
+    from modint.predictions.readers import read_predictions
+    from modint.predictions.score import score_predictions
+
+    video = dict(LAYOUTS["seedbench"][0], question_id="100", data_type="video", image=[])
+    root = tmp_path / "seed"
+    (root / "data").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([video] + LAYOUTS["seedbench"][:2]), root / "data" / "test-00000-of-00001.parquet")
+    samples = load_benchmark(str(root), split="test")
+    assert [(s.id, s.meta["doc_id"]) for s in samples] == [("101", 1), ("102", 2)]
+    answers = tmp_path / "x_samples_seed@clean.jsonl"  # lmms-eval's doc_id: the row in the dataset
+    answers.write_text('{"doc_id": 1, "target": "C", "filtered_resps": "C"}\n'
+                       '{"doc_id": 2, "target": "A", "filtered_resps": "B"}\n')
+    result = score_predictions(read_predictions(str(answers)), samples, tmp_path / "run", n_boot=50)
+    records = [json.loads(x) for x in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["correct"]) for r in records] == [("101", True), ("102", False)]
+    assert result.summary["conditions"][0]["accuracy"] == 0.5

@@ -24,6 +24,7 @@ from typing import Any
 
 from modint.export import benchmark_label, records_by_condition, response_text
 from modint.models.prompts import user_text
+from modint.predictions.readers import doc_id
 
 METRIC = "exact_match"
 FILTER = "none"  # no filter: filtered_resps is the response as generated
@@ -97,7 +98,7 @@ def write_lmms_eval(run: Any, samples: list, out: Path) -> list[Path]:
     folder = out / sanitize_model_name(model)
     folder.mkdir(parents=True, exist_ok=True)
     date_id = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-    position = {s.id: i for i, s in enumerate(samples)}
+    position = {s.id: doc_id(s, i) for i, s in enumerate(samples)}
     by_id = {s.id: s for s in samples}
     results: dict[str, Any] = {"results": {}, "group_subtasks": {}, "configs": {}, "versions": {}, "n-shot": {},
                                "higher_is_better": {}, "n-samples": {}}

@@ -44,6 +44,13 @@ class Prediction:
     position: int | None = None
 
 
+def doc_id(sample: Any, index: int) -> int:
+    """lmms-eval's doc_id of a sample: its row in the dataset split (``meta["doc_id"]``, set by
+    loaders that skip rows, such as SEED-Bench's video questions), else its place in the list."""
+    meta = sample.meta if isinstance(sample.meta, dict) else {}
+    return int(meta["doc_id"]) if isinstance(meta.get("doc_id"), int) else index
+
+
 def split_spec(spec: str) -> tuple[Path, str | None]:
     """``FILE@condition`` -> (FILE, condition); a path that exists as written has no condition."""
     if Path(spec).exists() or "@" not in spec:

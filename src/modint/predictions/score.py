@@ -22,7 +22,7 @@ from modint.diagnose.metrics import summarize
 from modint.diagnose.mmstar import multimodal_gain
 from modint.models.prompts import parse_answer
 from modint.perturb import REFERENCE_CONDITION, apply_condition, condition_rank, default_pools, get_condition
-from modint.predictions.readers import Prediction, PredictionError
+from modint.predictions.readers import Prediction, PredictionError, doc_id
 
 
 @dataclass
@@ -75,14 +75,15 @@ def build_records(predictions: Sequence[Prediction], samples: Sequence[Sample], 
     """Records for the predictions that name a sample of ``samples``; the rest is counted in the
     returned ScoreResult (its summary is empty here)."""
     by_id = {s.id: s for s in samples}
+    by_position = {doc_id(s, i): s for i, s in enumerate(samples)}
     pools = default_pools(list(samples), switch_source=switch_source)
     result = ScoreResult(summary={})
     records, seen = [], set()
     for pred in predictions:
         if pred.id is not None and pred.id in by_id:
             sample = by_id[pred.id]
-        elif pred.id is None and pred.position is not None and 0 <= pred.position < len(samples):
-            sample = samples[pred.position]
+        elif pred.id is None and pred.position in by_position:
+            sample = by_position[pred.position]
         else:
             result.unknown.append(pred.source)
             continue

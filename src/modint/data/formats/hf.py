@@ -49,7 +49,7 @@ def layout_of(columns: set[str]) -> str | None:
         return "seedbench"
     if {"index", "question", "A", "B", "answer"} <= columns:
         return "mmbench"
-    if {"question", "choices", "answer"} <= columns:
+    if {"question", "choices", "answer", "hint", "image"} <= columns:  # MMLU has the first three too
         return "scienceqa"
     if {"index", "question", "answer", "image", "category", "l2_category"} <= columns:
         return "mmstar"
@@ -252,6 +252,7 @@ ID_KEYS = {"scienceqa": None, "mmbench": "index", "seedbench": "question_id", "m
 def load(path: Path, split: str, options: dict, report: LoadReport) -> list[Sample]:
     root = path if path.is_dir() else path.parent
     out: list[Sample] = []
+    position = -1  # the row's 0-based place in the split: lmms-eval's doc_id
     for file in _by_split(path)[split]:
         layout = layout_of(_columns(file))
         if layout is None:
@@ -261,6 +262,7 @@ def load(path: Path, split: str, options: dict, report: LoadReport) -> list[Samp
         display = file.name if path.is_file() else str(file.relative_to(root))
         build = ROWS[layout]
         for n, rec in enumerate(read_rows(file), 1):
+            position += 1
             key = ID_KEYS[layout]
             raw_id = rec.get(key) if key else None
             ident = str(raw_id) if raw_id not in (None, "") else f"{split}-{len(out) + 1}"
@@ -268,5 +270,6 @@ def load(path: Path, split: str, options: dict, report: LoadReport) -> list[Samp
             if layout == "seedbench" and rec.get("data_type", "image") not in ("image", None):
                 report.skip(f"{rec.get('data_type')} question (only image questions are loaded)")
                 continue
-            out.append(guarded(where, ident, VQA, lambda: build(rec, where, ident, split, root)))
+            sample = guarded(where, ident, VQA, lambda: build(rec, where, ident, split, root))
+            out.append(sample.replace(meta={**sample.meta, "doc_id": position}))
     return out
