@@ -212,3 +212,28 @@ def test_unknown_ids_and_missing_answers_are_counted(generate_run, tmp_path):
     result = _score(tmp_path, samples, [f"{tmp_path / 'p.jsonl'}@clean"])
     assert result.unknown == ["p.jsonl line " + str(len(lines))]
     assert result.missing == {"clean": 1}  # clean applies to image-heavy and VQA samples only
+
+
+@pytest.mark.slow
+def test_score_and_export_commands(generate_run, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run, _ = generate_run
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    cli = [sys.executable, "-m", "modint.cli"]
+    r = subprocess.run(cli + ["export", str(run), "--to", "lmms-eval", str(tmp_path / "lmms")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    files = sorted(str(p) for p in (tmp_path / "lmms").rglob("*_samples_*.jsonl"))
+    r = subprocess.run(cli + ["score", *files, "--benchmark", "mini", "--limit", str(LIMIT), "--model", "scripted",
+                              "--out", str(tmp_path / "scored")], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "misleading_text" in r.stdout and (tmp_path / "scored" / "report.html").is_file()
+    scored = json.loads((tmp_path / "scored" / "summary.json").read_text())
+    assert _figures(scored) == _figures(json.loads((run / "summary.json").read_text()))
+    r = subprocess.run(cli + ["export", str(run), "--to", "excel", str(tmp_path / "x")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 2 and r.stderr.strip() == ("modint: error: unknown export format 'excel' "
+                                                      "(use lmms-eval, vlmevalkit)"), r.stderr
