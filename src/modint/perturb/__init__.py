@@ -115,7 +115,8 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("black_image", (TEXT_HEAVY,), _canvas(0), "a black canvas", {"size": CANVAS}),
     Condition("white_image", (TEXT_HEAVY,), _canvas(255), "a white canvas", {"size": CANVAS}),
     # Requested for image-heavy and VQA samples, it measures the multimodal gain (MMStar).
-    Condition("no_image", (TEXT_HEAVY, IMAGE_HEAVY, VQA), _no_image, "text only, the chat template without an image slot",
+    Condition("no_image", (TEXT_HEAVY, IMAGE_HEAVY, VQA), _no_image, "text only, the chat template without an image slot "
+              "(image-heavy and VQA: when requested, for the multimodal gain)",
               default_families=(TEXT_HEAVY,)),
     Condition("pgd_pixel", (TEXT_HEAVY,), _clean,
               "PGD (L-inf, eps in 1/255) on the reference image's pixels, through the model's own "
