@@ -75,7 +75,7 @@ class WandbLogger:
             import wandb
         except ImportError:
             raise ValueError("--report-to wandb needs the wandb package (pip install 'modint[wandb]')") from None
-        self.run = wandb.init(project=project, dir=str(out_dir), config=config or {}, reinit=True)
+        self.run = wandb.init(project=project, dir=str(out_dir), config=config or {})
 
     def log_step(self, step: int, entry: dict[str, Any]) -> None:
         self.run.log(step_scalars(entry), step=step)
