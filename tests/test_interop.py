@@ -237,3 +237,15 @@ def test_score_and_export_commands(generate_run, tmp_path):
                        text=True, env=env)
     assert r.returncode == 2 and r.stderr.strip() == ("modint: error: unknown export format 'excel' "
                                                       "(use lmms-eval, vlmevalkit)"), r.stderr
+
+
+def test_conditions_with_an_eps_survive_file_names_and_specs(tmp_path):
+    from modint.predictions.readers import condition_from_name, split_spec
+
+    assert condition_from_name(Path("20261202_000000_samples_mini@pgd_pixel@8.jsonl")) == "pgd_pixel@8"
+    assert condition_from_name(Path("demo_mini@pgd_embed@0.1.tsv")) == "pgd_embed@0.1"
+    assert condition_from_name(Path("answers.jsonl")) is None
+    file = tmp_path / "answers.jsonl"
+    file.write_text('{"a": "B"}\n')
+    assert split_spec(f"{file}@pgd_pixel@8") == (file, "pgd_pixel@8")
+    assert split_spec(str(file)) == (file, None)

@@ -25,7 +25,7 @@ KINDS = ("vlmevalkit", "lmms-eval", "published", "generic")
 # Keys a document of an lmms-eval sample may carry its benchmark id under (MMBench/MMStar: index,
 # SEED-Bench: question_id, ScienceQA: pid in some copies; modint's own export: id).
 DOC_ID_KEYS = ("id", "index", "question_id", "pid")
-_TASK_IN_NAME = re.compile(r"@(?P<condition>[A-Za-z0-9_.]+)$")
+_TASK_IN_NAME = re.compile(r"@(?P<condition>[A-Za-z0-9_.@]+)$")  # the first "@" ends the benchmark
 
 
 class PredictionError(ValueError):
@@ -55,15 +55,19 @@ def split_spec(spec: str) -> tuple[Path, str | None]:
     """``FILE@condition`` -> (FILE, condition); a path that exists as written has no condition."""
     if Path(spec).exists() or "@" not in spec:
         return Path(spec), None
-    path, _, condition = spec.rpartition("@")
+    # A condition may hold "@" itself (pgd_pixel@8): the file is the shortest prefix that exists.
+    cuts = [i for i, ch in enumerate(spec) if ch == "@"]
+    cut = next((i for i in cuts if Path(spec[:i]).is_file()), cuts[-1])
+    path, condition = spec[:cut], spec[cut + 1:]
     if not condition.strip():
         raise PredictionError(f"{spec}: empty condition after '@'")
     return Path(path), condition.strip()
 
 
 def condition_from_name(path: Path) -> str | None:
-    """``..._samples_mini@no_image.jsonl`` / ``demo_mini@clean.tsv`` -> the condition."""
-    m = _TASK_IN_NAME.search(path.name.rsplit(".", 1)[0])
+    """``..._samples_mini@no_image.jsonl`` / ``demo_mini@pgd_pixel@8.tsv`` -> the condition."""
+    stem = path.name[:-len(path.suffix)] if path.suffix else path.name
+    m = _TASK_IN_NAME.search(stem)
     return m.group("condition") if m else None
 
 
