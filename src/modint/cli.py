@@ -79,6 +79,8 @@ def diagnose(
     scoring: str = typer.Option("letters", help="letters: option-letter probabilities from one forward pass; "
                                 "generate: greedy decoding + robust parsing."),
     switch_source: str = typer.Option("mixed", help="Images for switched_image: photos, benchmark or mixed."),
+    pool_part: str = typer.Option("eval", help="Perturbation pools: eval (never seen by `modint train`) or train "
+                                  "(the mitigation views' own; recorded in the manifest)."),
     pgd_steps: int = typer.Option(10, min=0, help="PGD steps (adversarial conditions)."),
     pgd_step_rule: str = typer.Option("sign", help="PGD step: sign (L-inf), l2, or raw (the published one)."),
     pgd_restarts: int = typer.Option(1, min=1, help="PGD random restarts."),
@@ -97,7 +99,7 @@ def diagnose(
     from modint.diagnose.engine import DiagnoseConfig
 
     config = DiagnoseConfig(conditions=_split_list(conditions), seed=seed, batch_size=batch_size,
-                            scoring=scoring, strict=strict, switch_source=switch_source,
+                            scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
                             save_adversarial=save_adversarial)
@@ -442,6 +444,7 @@ def data_preview(
     benchmark: str = typer.Option("mini"), split: str = typer.Option("test"),
     seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("previews"), "--out", help="Folder for PNGs."),
     switch_source: str = typer.Option("mixed"),
+    pool_part: str = typer.Option("eval", help="Perturbation pools: eval (diagnosis) or train (mitigation views)."),
 ) -> None:
     """Write a PNG per sample showing it under every applicable condition."""
     from modint.data.registry import load_benchmark
@@ -449,7 +452,7 @@ def data_preview(
 
     try:
         samples = load_benchmark(benchmark, split=split)
-        pools = default_pools(samples, switch_source=switch_source)
+        pools = default_pools(samples, switch_source=switch_source, part=pool_part)
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     if sample_id is not None:

@@ -20,7 +20,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from modint.data.facts import misleading_text as _misleading_for
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
 from modint.perturb.pools import ImageChoice, Pools, default_pools
 from modint.seeding import rng_for
@@ -57,20 +56,17 @@ def _unrelated_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> S
 def _misleading_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
     wrong = [i for i in range(len(sample.options)) if i != sample.answer]
     distractor = int(wrong[int(rng.integers(len(wrong)))])
-    option = sample.options[distractor]
-    known = sample.meta.get("facts") or {}
-    text = known.get(option) or _misleading_for(option)
+    text = pools.misleading(sample.options[distractor], sample.meta.get("facts") or {}, rng)
     return sample.replace(context=_join(text, sample.context), meta={**sample.meta, "distractor": distractor})
 
 
 def _canvas(value: int | None) -> Callable[[Sample, np.random.Generator, Pools], Sample]:
     def apply(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
         if value is None:
-            pixels = rng.integers(0, 256, size=(CANVAS, CANVAS, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-        else:
-            image = Image.new("RGB", (CANVAS, CANVAS), (value, value, value))
-        return sample.replace(image=image)
+            seed = pools.noise_seed(rng)  # odd at eval, even in training: the parts share no noise image
+            pixels = np.random.default_rng(seed).integers(0, 256, size=(CANVAS, CANVAS, 3), dtype=np.uint8)
+            return sample.replace(image=Image.fromarray(pixels), meta={**sample.meta, "noise_seed": seed})
+        return sample.replace(image=Image.new("RGB", (CANVAS, CANVAS), pools.canvas_colour(value, rng)))
 
     return apply
 
