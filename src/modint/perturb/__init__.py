@@ -2,7 +2,8 @@
 
 A condition is a pure function of (sample, rng, pools) -> sample. It declares the families it
 applies to, keeps the sample id (what pairs a perturbed answer with its reference), and records
-what it did in ``meta`` (``condition``, ``distractor`` for misleading text, ``switched_from``).
+what it did in ``meta`` (``condition``, ``distractor`` for misleading text and the
+out-of-distribution conditions of ``modint.perturb.ood``, ``switched_from``).
 The rng comes from (seed, sample id, condition name): every run reproduces, in any order, on any
 number of processes.
 
@@ -21,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
+from modint.perturb import ood
 from modint.perturb.pools import ImageChoice, Pools, default_pools
 from modint.seeding import rng_for
 
@@ -110,6 +112,16 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("black_image", (TEXT_HEAVY,), _canvas(0), "a black canvas", {"size": CANVAS}),
     Condition("white_image", (TEXT_HEAVY,), _canvas(255), "a white canvas", {"size": CANVAS}),
     Condition("no_image", (TEXT_HEAVY,), _no_image, "text only, the chat template without an image slot"),
+    # Out of distribution, beyond the paper (modint.perturb.ood): opt-in.
+    Condition("typographic_image", (IMAGE_HEAVY,), ood.typographic_image,
+              "a wrong option's name written on a label in the picture (typographic attack)",
+              {"label_height": ood.LABEL_HEIGHT}, default=False),
+    Condition("injected_text", (IMAGE_HEAVY,), ood.injected_text,
+              "a sentence before the question telling the model to answer a wrong option's letter",
+              {"template": ood.INJECTED_TEXT}, default=False),
+    Condition("injected_instruction", (TEXT_HEAVY,), ood.injected_instruction,
+              "an image whose only content is text saying that the answer is a wrong option's letter",
+              {"template": ood.INSTRUCTION_IMAGE_TEXT, "size": ood.CANVAS}, default=False),
     Condition("pgd_pixel", (TEXT_HEAVY,), _clean,
               "PGD (L-inf, eps in 1/255) on the reference image's pixels, through the model's own "
               "preprocessing; scored as a real 8-bit image", {"eps": 8.0}, attack_space="pixel", default=False),
@@ -180,7 +192,10 @@ def save_preview(sample: Sample, path: str, seed: int = 0, pools: Pools | None =
     from modint.perturb.preview import render_preview
 
     pools = pools or default_pools([sample])
-    names = conditions_for(sample.family, conditions)
+    # By default every condition the preview can draw: the opt-in out-of-distribution ones too,
+    # not the attacks (they need the model).
+    heuristic = [n for n, c in CONDITIONS.items() if not c.attack_space]
+    names = conditions_for(sample.family, heuristic if conditions is None else conditions)
     variants = [(n, apply_condition(sample, n, seed, pools)) for n in names]
     render_preview(variants).save(path)
     return names
