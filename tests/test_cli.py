@@ -36,7 +36,9 @@ def test_help_and_listings():
     for flag in ("--model", "--benchmark", "--split", "--conditions", "--limit", "--batch-size", "--seed", "--out",
                  "--device", "--dtype", "--scoring", "--strict"):
         assert flag in help_text
-    assert "misleading_text" in run("data", "conditions").stdout
+    listed = run("data", "conditions").stdout
+    assert "misleading_text" in listed and "injected_instruction" in listed
+    assert "[opt-in; out of distribution]" in " ".join(listed.split())
     assert "mini" in run("data", "list").stdout
     assert "llava" in run("models").stdout
 

@@ -116,7 +116,7 @@ def test_photo_pool_loads_offline_with_licences():
 def test_preview_png(tmp_path, samples, pools):
     path = tmp_path / "p.png"
     names = save_preview(samples[1], path, pools=pools)
-    assert names == conditions_for(TEXT_HEAVY)
+    assert names == conditions_for(TEXT_HEAVY) + ["injected_instruction"]  # the opt-in ones too: no model needed
     from PIL import Image
 
     with Image.open(path) as im:

@@ -79,6 +79,8 @@ def diagnose(
     scoring: str = typer.Option("letters", help="letters: option-letter probabilities from one forward pass; "
                                 "generate: greedy decoding + robust parsing."),
     switch_source: str = typer.Option("mixed", help="Images for switched_image: photos, benchmark or mixed."),
+    pool_part: str = typer.Option("eval", help="Perturbation pools: eval (never seen by `modint train`) or train "
+                                  "(the mitigation views' own; recorded in the manifest)."),
     pgd_steps: int = typer.Option(10, min=0, help="PGD steps (adversarial conditions)."),
     pgd_step_rule: str = typer.Option("sign", help="PGD step: sign (L-inf), l2, or raw (the published one)."),
     pgd_restarts: int = typer.Option(1, min=1, help="PGD random restarts."),
@@ -100,7 +102,7 @@ def diagnose(
     from modint.diagnose.engine import DiagnoseConfig
 
     config = DiagnoseConfig(conditions=_split_list(conditions), seed=seed, batch_size=batch_size,
-                            scoring=scoring, strict=strict, switch_source=switch_source,
+                            scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
                             save_adversarial=save_adversarial)
@@ -447,13 +449,16 @@ def data_list() -> None:
 @data_app.command("conditions")
 def data_conditions() -> None:
     """List the perturbation conditions and the families they apply to."""
+    from rich.markup import escape
+
     from modint.perturb import CONDITIONS, REFERENCE_CONDITION
 
     table = Table("condition", "families", "description")
     for name, cond in CONDITIONS.items():
         fams = ", ".join(f + (" (reference)" if REFERENCE_CONDITION.get(f) == name else "") for f in sorted(cond.families))
-        extra = "" if cond.default else f" [opt-in; default eps {cond.parameters['eps']:g}, or {name}@EPS]"
-        table.add_row(name, fams, cond.description + extra)
+        extra = "" if cond.default else (f" [opt-in; default eps {cond.parameters['eps']:g}, or {name}@EPS]"
+                                         if cond.attack_space else " [opt-in; out of distribution]")
+        table.add_row(name, fams, escape(cond.description + extra))  # rich would read "[opt-in ...]" as markup
     out.print(table)
 
 
@@ -463,14 +468,19 @@ def data_preview(
     benchmark: str = typer.Option("mini"), split: str = typer.Option("test"),
     seed: int = typer.Option(0), out_dir: Path = typer.Option(Path("previews"), "--out", help="Folder for PNGs."),
     switch_source: str = typer.Option("mixed"),
+    pool_part: str = typer.Option("eval", help="Perturbation pools: eval (diagnosis) or train (mitigation views)."),
+    conditions: Optional[str] = typer.Option(None, help="Comma-separated conditions (default: every one that applies "
+                                             "and needs no model, the opt-in out-of-distribution ones too)."),
 ) -> None:
     """Write a PNG per sample showing it under every applicable condition."""
     from modint.data.registry import load_benchmark
-    from modint.perturb import default_pools, save_preview
+    from modint.perturb import conditions_for, default_pools, get_condition, save_preview
 
     try:
         samples = load_benchmark(benchmark, split=split)
-        pools = default_pools(samples, switch_source=switch_source)
+        pools = default_pools(samples, switch_source=switch_source, part=pool_part)
+        for name in _split_list(conditions) or []:
+            get_condition(name)
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     if sample_id is not None:
@@ -481,8 +491,10 @@ def data_preview(
         chosen = [next(s for s in samples if s.family == f) for f in dict.fromkeys(s.family for s in samples)]
     out_dir.mkdir(parents=True, exist_ok=True)
     for s in chosen:
+        if conditions and not conditions_for(s.family, _split_list(conditions)):
+            continue  # none of the requested conditions applies to this family
         path = out_dir / f"{s.id}.png"
-        save_preview(s, path, seed=seed, pools=pools)
+        save_preview(s, path, seed=seed, pools=pools, conditions=_split_list(conditions))
         out.print(str(path))
 
 

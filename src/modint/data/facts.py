@@ -51,6 +51,36 @@ for _n, _word in enumerate(NUMBER_WORDS[:10]):
                               f"{_word.capitalize()} is an {'even' if _n % 2 == 0 else 'odd'} number.")
 
 
+# The train part's facts (modint.perturb.pools): other true-sounding sentences about the same
+# concepts, so that the misleading texts of training never repeat those of diagnosis.
+TRAIN_CONCEPT_FACTS: dict[str, tuple[str, ...]] = {
+    "circle": ("A circle looks the same from every side.", "Plates and clock faces are often circles.",
+               "A circle can roll because it has no edges."),
+    "square": ("A square is a rectangle with equal sides.", "Chessboards are divided into small squares.",
+               "Floor tiles are often square."),
+    "triangle": ("A triangle is the polygon with the fewest sides.", "Warning signs are often triangles.",
+                 "The front of a roof often forms a triangle."),
+    "star": ("A star is drawn with pointed tips.", "Children often draw stars with five points.",
+             "Sheriffs wore badges shaped like stars."),
+    "cross": ("A cross has four arms of equal length.", "First-aid kits are often marked with a cross.",
+              "Two roads that meet form a cross when seen from above."),
+    "arrow": ("An arrow has a pointed head and a straight shaft.", "Arrows on a map show where to go.",
+              "Archers shoot arrows with a bow."),
+    "red": ("Red is the colour of ripe tomatoes.", "Stop signs are red.", "Red is often used to mean danger."),
+    "green": ("Green is the colour of limes.", "A green light means go.", "Frogs are often green."),
+    "blue": ("Blue is the colour of sapphires.", "Blueberries are a deep blue.", "Many uniforms are dark blue."),
+    "yellow": ("Yellow is the colour of sunflowers.", "Egg yolks are usually yellow.", "School buses are often yellow."),
+    "orange": ("Orange is the colour of pumpkins.", "Goldfish are often orange.", "Traffic cones are bright orange."),
+    "purple": ("Purple is the colour of lavender.", "Aubergines have purple skin.",
+               "Purple is made by mixing red and blue."),
+    "pink": ("Pink is the colour of cherry blossoms.", "Pink is made by mixing red and white.", "Some roses are pink."),
+    "brown": ("Brown is the colour of coffee beans.", "Bears often have brown fur.", "Dry autumn leaves turn brown."),
+}
+for _n in range(10):
+    TRAIN_CONCEPT_FACTS[str(_n)] = (f"The number after {_n} is {_n + 1}.", f"Doubling {_n} gives {2 * _n}.",
+                                    f"Ten minus {_n} is {10 - _n}.")
+
+
 def concept_phrase(concept: str) -> str:
     """How the misleading sentence names a concept: "a circle", "the colour red", "the number 7"."""
     if concept in COLOURS or concept in KB_COLOURS:

@@ -38,6 +38,7 @@ class DiagnoseConfig:
     scoring: str = "letters"
     strict: bool = False
     switch_source: str = "mixed"
+    pool_part: str = "eval"  # perturbation pools: eval (held out from training) or train
     max_new_tokens: int = 10
     repetition_penalty: float = 1.2
     n_boot: int = 2000
@@ -53,6 +54,8 @@ class DiagnoseConfig:
             get_condition(name)  # KeyError listing the known names
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
+        if self.pool_part not in ("train", "eval"):
+            raise ValueError(f"unknown pool part {self.pool_part!r}; use train or eval")
         from modint.attacks import PGDConfig
 
         try:
@@ -314,7 +317,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     rank, world, barrier = _distributed_state()
 
     groups, invalid = plan(samples, config)
-    pools = default_pools(list(samples), switch_source=config.switch_source)
+    pools = default_pools(list(samples), switch_source=config.switch_source, part=config.pool_part)
     final_path = out / rundir.RECORDS
     own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
     done = set(rundir.iter_keys(rundir.read_records(final_path)))
@@ -358,8 +361,8 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
         summary["multimodal_gain"] = gain
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
-    rundir.write_json(out / rundir.MANIFEST, _manifest(adapter, samples, config, run_info, records,
-                                                       elapsed, produced, world))
+    manifest = _manifest(adapter, samples, config, run_info, records, elapsed, produced, world)
+    rundir.write_json(out / rundir.MANIFEST, {**manifest, "pools": pools.describe()})
     try:
         from modint.report.html import write_report
 

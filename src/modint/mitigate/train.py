@@ -366,7 +366,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     if per_epoch == 0:
         raise ValueError(f"too few samples for one batch with quotas {quotas} on {world} process(es)")
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
-    pools = default_pools(list(samples))
+    pools = default_pools(list(samples), part="train")  # never the eval part diagnosis uses
     acc = sharded_accelerator()
     if acc is not None and cfg.preserve_weight > 0:  # refused before the copy is made
         raise ValueError("preserve_weight under FSDP/DeepSpeed is not supported yet (the reference copy "
@@ -454,6 +454,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     if rank == 0:
         save_model(adapter, model_dir, state_dict=full_state)
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        (out / "pools.json").write_text(json.dumps(pools.describe(), indent=1))
     return model_dir
 
 

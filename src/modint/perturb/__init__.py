@@ -2,7 +2,8 @@
 
 A condition is a pure function of (sample, rng, pools) -> sample. It declares the families it
 applies to, keeps the sample id (what pairs a perturbed answer with its reference), and records
-what it did in ``meta`` (``condition``, ``distractor`` for misleading text, ``switched_from``).
+what it did in ``meta`` (``condition``, ``distractor`` for misleading text and the
+out-of-distribution conditions of ``modint.perturb.ood``, ``switched_from``).
 The rng comes from (seed, sample id, condition name): every run reproduces, in any order, on any
 number of processes.
 
@@ -20,8 +21,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PIL import Image
 
-from modint.data.facts import misleading_text as _misleading_for
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
+from modint.perturb import ood
 from modint.perturb.pools import ImageChoice, Pools, default_pools
 from modint.seeding import rng_for
 
@@ -58,20 +59,17 @@ def _unrelated_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> S
 def _misleading_text(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
     wrong = [i for i in range(len(sample.options)) if i != sample.answer]
     distractor = int(wrong[int(rng.integers(len(wrong)))])
-    option = sample.options[distractor]
-    known = sample.meta.get("facts") or {}
-    text = known.get(option) or _misleading_for(option)
+    text = pools.misleading(sample.options[distractor], sample.meta.get("facts") or {}, rng)
     return sample.replace(context=_join(text, sample.context), meta={**sample.meta, "distractor": distractor})
 
 
 def _canvas(value: int | None) -> Callable[[Sample, np.random.Generator, Pools], Sample]:
     def apply(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
         if value is None:
-            pixels = rng.integers(0, 256, size=(CANVAS, CANVAS, 3), dtype=np.uint8)
-            image = Image.fromarray(pixels)
-        else:
-            image = Image.new("RGB", (CANVAS, CANVAS), (value, value, value))
-        return sample.replace(image=image)
+            seed = pools.noise_seed(rng)  # odd at eval, even in training: the parts share no noise image
+            pixels = np.random.default_rng(seed).integers(0, 256, size=(CANVAS, CANVAS, 3), dtype=np.uint8)
+            return sample.replace(image=Image.fromarray(pixels), meta={**sample.meta, "noise_seed": seed})
+        return sample.replace(image=Image.new("RGB", (CANVAS, CANVAS), pools.canvas_colour(value, rng)))
 
     return apply
 
@@ -118,6 +116,16 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("no_image", (TEXT_HEAVY, IMAGE_HEAVY, VQA), _no_image, "text only, the chat template without an image slot "
               "(image-heavy and VQA: when requested, for the multimodal gain)",
               default_families=(TEXT_HEAVY,)),
+    # Out of distribution, beyond the paper (modint.perturb.ood): opt-in.
+    Condition("typographic_image", (IMAGE_HEAVY,), ood.typographic_image,
+              "a wrong option's name written on a label in the picture (typographic attack)",
+              {"label_height": ood.LABEL_HEIGHT}, default=False),
+    Condition("injected_text", (IMAGE_HEAVY,), ood.injected_text,
+              "a sentence before the question telling the model to answer a wrong option's letter",
+              {"template": ood.INJECTED_TEXT}, default=False),
+    Condition("injected_instruction", (TEXT_HEAVY,), ood.injected_instruction,
+              "an image whose only content is text saying that the answer is a wrong option's letter",
+              {"template": ood.INSTRUCTION_IMAGE_TEXT, "size": ood.CANVAS}, default=False),
     Condition("pgd_pixel", (TEXT_HEAVY,), _clean,
               "PGD (L-inf, eps in 1/255) on the reference image's pixels, through the model's own "
               "preprocessing; scored as a real 8-bit image", {"eps": 8.0}, attack_space="pixel", default=False),
@@ -188,7 +196,10 @@ def save_preview(sample: Sample, path: str, seed: int = 0, pools: Pools | None =
     from modint.perturb.preview import render_preview
 
     pools = pools or default_pools([sample])
-    names = conditions_for(sample.family, conditions)
+    # By default every condition the preview can draw: the opt-in out-of-distribution ones too,
+    # not the attacks (they need the model).
+    heuristic = [n for n, c in CONDITIONS.items() if not c.attack_space]
+    names = conditions_for(sample.family, heuristic if conditions is None else conditions)
     variants = [(n, apply_condition(sample, n, seed, pools)) for n in names]
     render_preview(variants).save(path)
     return names

@@ -314,7 +314,7 @@ def _round(probs: Any) -> list[float] | None:
 
 def browser_data(records: Sequence[dict], refs: dict[str, str], samples: Sequence | None = None, seed: int = 0,
                  switch_source: str = "mixed", run_dir: str | Path | None = None, max_thumbs: int = MAX_THUMBS,
-                 page_size: int = PAGE_SIZE) -> dict[str, Any]:
+                 page_size: int = PAGE_SIZE, pool_part: str = "eval") -> dict[str, Any]:
     """What the browser script renders: one row per record (with its reference's answer), the
     deduplicated texts the model read and thumbnails of the images it saw."""
     table = index_records(records)
@@ -329,7 +329,7 @@ def browser_data(records: Sequence[dict], refs: dict[str, str], samples: Sequenc
         from modint.perturb import default_pools
 
         try:
-            pools = default_pools(list(samples), switch_source=switch_source)
+            pools = default_pools(list(samples), switch_source=switch_source, part=pool_part)
         except Exception as exc:
             log.warning("report: no switch pool (%s)", exc)
     run = Path(run_dir).resolve() if run_dir is not None else None
@@ -467,7 +467,8 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = Non
                       [(str(summary.get("model")), [r.get("accuracy") for r in rows])])
     matrices = flip_matrices(records, refs)
     shifts = gold_prob_shifts(records, refs)
-    data = browser_data(records, refs, samples, seed, switch_source, run_dir, max_thumbs)
+    data = browser_data(records, refs, samples, seed, switch_source, run_dir, max_thumbs,
+                        pool_part=str(config.get("pool_part") or "eval"))
     nav = [("headline", "Headline"), ("families", "Per family"), ("radar", "Radar"), ("flips", "Flips"),
            ("shift", "Probability shift")]
     body = [f'<section id="headline">{headline(summary)}'
