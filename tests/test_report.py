@@ -399,7 +399,8 @@ def test_compare_names_the_eps_where_a_run_is_more_or_less_robust(tmp_path):
     assert ("mixed against base: more robust at eps 1 (Holm p 0.00391) and less robust at eps 4 (Holm p 0.00391)"
             in line), line
     same = compare_runs([base, base])
-    assert "are not significantly different" in robustness_verdict(same.robustness[0], ["a", "b"], 1)
+    assert "are not significantly different in robustness at any eps > 0 (smallest Holm p 1);" in robustness_verdict(
+        same.robustness[0], ["a", "b"], 1)
 
 
 # --- CLI -------------------------------------------------------------------------------------

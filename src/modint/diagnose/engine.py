@@ -194,7 +194,8 @@ _OUTCOME_FIELDS = ("probs", "pred", "correct", "attack_target", "perturbation", 
 
 
 def strongest_within_ball(records: list[dict]) -> None:
-    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball.
+    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball
+    (``_attack_strength``: a wrong answer is never replaced by a right one).
 
     A perturbation found at a smaller eps is also inside every larger ball, so when PGD at the
     larger eps ends weaker (PGD is a local search), the smaller one's outcome is the better

@@ -211,8 +211,9 @@ def robustness_verdict(curve: dict, labels: Sequence[str], i: int) -> str:
         verdict = f"{labels[i]} is {'more' if more else 'less'} robust than {labels[0]} {at(more or less)}"
     else:
         best = min(tests, key=lambda t: (t.paired.p_holm, t.paired.p))
+        where_best = f", at eps {best.eps:g}" if best.paired.p_holm < 1 else ""
         verdict = (f"{labels[i]} and {labels[0]} are not significantly different in robustness at any eps > 0 "
-                   f"(smallest Holm p {best.paired.p_holm:.3g}, at eps {best.eps:g})")
+                   f"(smallest Holm p {best.paired.p_holm:.3g}{where_best})")
     first = sum(t.paired.acc_first for t in tests) / len(tests)
     this = sum(t.paired.acc_this for t in tests) / len(tests)
     return (f"{where}: {verdict}; exact McNemar over samples per eps, Holm over {len(tests)} eps; "
