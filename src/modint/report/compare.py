@@ -325,8 +325,8 @@ def render_comparison(cmp: Comparison) -> str:
             if i:
                 cells += paired_cells(cmp.per_key[i - 1].get(key))
         rows.append(f"<tr>{cells}</tr>")
-    total = (f"<td class=l><b>all</b></td><td class=l>{esc(_overall_label(cmp))} (id, condition)"
-             f"{' (attacks: see Robustness)' if cmp.attack_conditions else ''}</td>")
+    total = ("<td class=l><b>all</b></td><td class=l>shared (id, condition) records"
+             f"{', attacks left out (see Robustness)' if cmp.attack_conditions else ''}</td>")
     for i in range(len(cmp.runs)):
         total += "<td></td>" if i == 0 else f"<td>n = {cmp.overall[i - 1].n}</td>" + paired_cells(cmp.overall[i - 1])
     rows.append(f'<tr class="total" id="overall">{total}</tr>')
