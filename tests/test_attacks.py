@@ -73,6 +73,21 @@ def test_restarts_keep_the_best_row():
     assert loss(many).min() > 0
 
 
+def test_restarts_rank_how_far_an_attack_got_before_its_loss():
+    # One row, three restarts with no steps, started where we say: the loss is highest for the
+    # last start, but the second got furthest (rank 2, e.g. targeted: the target reached), and a
+    # rank-1 start (wrong elsewhere) must never lose to a rank-0 one (right) however high its loss.
+    starts = [torch.full((1, 2), -0.3), torch.full((1, 2), -0.8), torch.full((1, 2), 0.9)]
+    loss = lambda d: d.sum(1)  # noqa: E731
+    rank = lambda d: (d.sum(1) < 0).long() + (d.sum(1) < -1).long()  # noqa: E731
+    cfg = PGDConfig(eps=1, steps=0, restarts=3)
+    best = pgd(loss, (1, 2), torch.ones(1), torch.ones(1, 2), cfg, success=rank, noise=lambda r: starts[r])
+    torch.testing.assert_close(best, starts[1])
+    two = PGDConfig(eps=1, steps=0, restarts=2)
+    best = pgd(loss, (1, 2), torch.ones(1), torch.ones(1, 2), two, success=rank, noise=lambda r: [starts[0], starts[2]][r])
+    torch.testing.assert_close(best, starts[0])
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="step rule"):
         PGDConfig(eps=1, step_rule="adam").check()
@@ -235,6 +250,74 @@ def test_among_unbroken_outcomes_the_lower_gold_probability_wins_and_targets_cou
     records = [_rec(1, [0.2, 0.1, 0.7], target=2), _rec(2, [0.1, 0.8, 0.1], target=2)]
     strongest_within_ball(records)
     assert records[1]["pred"] == 2 and records[1]["found_at_eps"] == 1
+
+
+def test_a_targeted_sweep_never_replaces_a_wrong_answer_by_a_right_one():
+    from modint.diagnose.engine import strongest_within_ball
+
+    # Gold 0, target 2. At eps 1 the answer is wrong (option 1) without reaching the target; at
+    # eps 2 PGD ended on the gold answer with a higher target probability (0.4 > 0.3): ranking by
+    # the target alone would report eps 2 as right and hide the robustness lost at eps 1.
+    records = [_rec(1, [0.2, 0.5, 0.3], target=2), _rec(2, [0.5, 0.1, 0.4], target=2)]
+    strongest_within_ball(records)
+    assert records[1]["correct"] is False and records[1]["pred"] == 1 and records[1]["found_at_eps"] == 1
+    # Both wrong: reaching the target beats a wrong answer elsewhere, even with less target mass.
+    records = [_rec(1, [0.1, 0.3, 0.6], target=2), _rec(2, [0.1, 0.8, 0.1], target=2)]
+    strongest_within_ball(records)
+    assert records[1]["pred"] == 2 and records[1]["found_at_eps"] == 1
+    # Both right: the larger target probability (the targeted objective) wins.
+    records = [_rec(1, [0.5, 0.15, 0.35], target=2), _rec(2, [0.8, 0.1, 0.1], target=2)]
+    strongest_within_ball(records)
+    assert records[1]["probs"] == [0.5, 0.15, 0.35] and records[1]["correct"] is True
+    # A stronger outcome at the larger eps is its own.
+    records = [_rec(1, [0.5, 0.1, 0.4], target=2), _rec(2, [0.2, 0.5, 0.3], target=2)]
+    strongest_within_ball(records)
+    assert "found_at_eps" not in records[1] and records[1]["pred"] == 1
+
+
+SWEEPS = {"pixel": [0, 2, 8, 16], "embed": [0, 1, 4, 16]}
+
+
+def _attack_run(adapter, samples, out, space, eps_values, targeted, batch_size):
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.diagnose.rundir import read_records
+
+    config = DiagnoseConfig(conditions=[f"pgd_{space}@{e:g}" for e in eps_values], batch_size=batch_size, n_boot=10,
+                            attack={"steps": 3, "step_rule": "sign", "restarts": 2, "targeted": targeted})
+    run_diagnosis(adapter, samples, out, config)
+    return {(r["id"], r["eps"]): r for r in read_records(out / "records.jsonl") if r.get("attack_space") == space}
+
+
+@pytest.mark.parametrize("targeted", [False, True], ids=["untargeted", "targeted"])
+@pytest.mark.parametrize("space", ["pixel", "embed"])
+def test_a_sweep_at_eps_is_never_weaker_than_that_eps_attacked_alone(tmp_path, tiny_llava_adapter, space, targeted):
+    from modint.data.mini import load_mini
+    from modint.diagnose.engine import _attack_strength
+
+    families = ("text_heavy",) if space == "pixel" else ("text_heavy", "image_heavy")
+    samples = [s for s in load_mini("test") if s.family in families][:4 if space == "pixel" else 6]
+    eps_values = SWEEPS[space]
+    # Batches differ too: 4 conditions a sample, so 2 samples a batch in the sweep, all of them alone.
+    sweep = _attack_run(tiny_llava_adapter, samples, tmp_path / "sweep", space, eps_values, targeted, 8)
+    assert len(sweep) == len(samples) * len(eps_values) and not any(r["error"] for r in sweep.values())
+    carried = 0
+    for eps in eps_values[1:]:
+        alone = _attack_run(tiny_llava_adapter, samples, tmp_path / f"alone{eps}", space, [eps], targeted, 8)
+        for s in samples:
+            swept, single = sweep[s.id, eps], alone[s.id, eps]
+            assert (single["attack_target"] is not None) == targeted
+            if "found_at_eps" in swept:  # a smaller eps did better: carried over, and stronger
+                carried += 1
+                assert _attack_strength(swept) > _attack_strength(single), (s.id, eps)
+                assert swept["found_at_eps"] < eps
+            else:  # the same attack as alone: a sample's attack depends on neither the sweep nor its batch
+                assert swept["pred"] == single["pred"] and swept["correct"] == single["correct"], (s.id, eps)
+                np.testing.assert_allclose(swept["probs"], single["probs"], atol=1e-4, err_msg=f"{s.id} at {eps}")
+            assert not (swept["correct"] and not single["correct"]), (s.id, eps)  # never flatters
+    for s in samples:  # once wrong, wrong at every larger eps
+        right = [sweep[s.id, e]["correct"] for e in eps_values]
+        assert right == sorted(right, reverse=True), (s.id, right)
+    assert carried > 0  # the sweep did carry outcomes over here, so both branches were tested
 
 
 @pytest.mark.slow

@@ -52,8 +52,10 @@ def make_run(path: Path, records, manifest=None, n_boot=20) -> Path:
 
 
 def run_cli(*args):
-    return subprocess.run(MODINT + [str(a) for a in args], capture_output=True, text=True,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    # PYTHONPATH passes through so that a checkout run with PYTHONPATH=src tests its own CLI.
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}
+    return subprocess.run(MODINT + [str(a) for a in args], capture_output=True, text=True, env=env)
 
 
 def data_block(html: str) -> dict:
@@ -298,17 +300,18 @@ def test_compare_cli(tmp_path):
     assert (tmp_path / "cmp.html").read_text().count('fill-opacity="0.14"') == 2  # one radar polygon per run
 
 
-def attacked_runs(tmp_path):
-    """Two runs of the same 8 text-heavy samples under a pixel sweep: the second loses fewer."""
+def attacked_runs(tmp_path, n=8, broken=({1: 4, 4: 6}, {1: 0, 4: 1})):
+    """Two runs ("base", "mitigated") of the same n text-heavy samples under a pixel sweep at eps
+    0, 1 and 4: at each eps the first broken[run][eps] samples answer wrong, the others right."""
     from modint.diagnose.metrics import robustness_curves
 
-    ids = [f"t{i}" for i in range(8)]
+    ids = [f"t{i}" for i in range(n)]
     runs = []
-    for name, broken in (("base", {1: 4, 4: 6}), ("mitigated", {1: 0, 4: 1})):
+    for name, wrong in zip(("base", "mitigated"), broken):
         records = [rec(i, "noise_image", 0, 0, family="text_heavy") for i in ids]
         for eps in (0, 1, 4):
             for k, i in enumerate(ids):
-                r = rec(i, f"pgd_pixel@{eps}", 0, 1 if k < broken.get(eps, 0) else 0, family="text_heavy")
+                r = rec(i, f"pgd_pixel@{eps}", 0, 1 if k < wrong.get(eps, 0) else 0, family="text_heavy")
                 records.append({**r, "attack_space": "pixel", "eps": float(eps)})
         path = make_run(tmp_path / name, records)
         summary = json.loads((path / rundir.SUMMARY).read_text())
@@ -318,27 +321,86 @@ def attacked_runs(tmp_path):
     return runs
 
 
-def test_compare_shows_both_robustness_curves_and_which_model_is_more_robust(tmp_path):
-    from modint.report.compare import robustness_verdict
+def test_holm_adjusted_p_values_by_hand():
+    from modint.report.compare import holm_adjust
+
+    # sorted 0.005, 0.01, 0.03, 0.04 -> x4, x3, x2, x1 = 0.02, 0.03, 0.06, 0.04 -> non-decreasing 0.06
+    assert holm_adjust([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm_adjust([0.04, 0.045]) == pytest.approx([0.08, 0.08])  # 0.045 x 1 lifted to 0.08
+    assert holm_adjust([0.5, 0.6, 0.001]) == pytest.approx([1.0, 1.0, 0.003])  # capped at 1
+    assert holm_adjust([0.2]) == [0.2] and holm_adjust([]) == []
+
+
+def _per_eps_rows(curve):
+    return [(t.eps, t.paired.n, t.paired.acc_first, t.paired.acc_this, t.paired.b, t.paired.c) for t in curve["per_eps"][0]]
+
+
+def test_compare_tests_robustness_per_eps_with_holm_and_never_pools_eps(tmp_path):
+    from modint.report.compare import per_eps_table, robustness_verdict
 
     base, mitigated = attacked_runs(tmp_path)
     cmp = compare_runs([base, mitigated])
     (curve,) = cmp.robustness
     assert (curve["family"], curve["space"], curve["eps"]) == ("text_heavy", "pixel", [0.0, 1.0, 4.0])
     assert curve["accuracy"] == [[1.0, 0.5, 0.25], [1.0, 1.0, 0.875]]
-    (paired,) = curve["paired"]  # eps 1 and 4: 16 shared records, 10 wrong before, 1 after, never the reverse
-    assert (paired.n, paired.b, paired.c) == (16, 0, 9) and paired.p == pytest.approx(2 * 0.5 ** 9)
+    assert _per_eps_rows(curve) == [(0.0, 8, 1.0, 1.0, 0, 0), (1.0, 8, 0.5, 1.0, 0, 4), (4.0, 8, 0.25, 0.875, 0, 5)]
+    zero, one, four = (t.paired for t in curve["per_eps"][0])
+    assert one.p == pytest.approx(2 * 0.5 ** 4) and four.p == pytest.approx(2 * 0.5 ** 5)
+    # Holm over the two eps > 0: 0.0625 x 2 = 0.125, then max(0.125, 0.125 x 1); eps 0 (no attack) is no member.
+    assert one.p_holm == pytest.approx(0.125) and four.p_holm == pytest.approx(0.125) and zero.p_holm is None
+    assert not one.significant and not four.significant
+    # Pooling the 16 attacked (id, eps) pairs would have claimed b=0, c=9, p = 2 x 0.5^9 = 0.004: significant.
     line = robustness_verdict(curve, cmp.labels, 1)
-    assert "mitigated is more robust than base" in line and "37.5% -> 93.8%" in line, line
+    assert "mitigated and base are not significantly different in robustness at any eps > 0" in line, line
+    assert "smallest Holm p 0.125, at eps 4" in line and "Holm over 2 eps" in line
+    assert "37.5% -> 93.8%" in line  # the paired accuracies averaged over eps 1 and 4
+    # The main table's attack rows carry the same tests; the "all" row leaves the attacks out.
+    assert cmp.per_key[0][("text_heavy", "pgd_pixel@4")] is four
+    (overall,) = cmp.overall
+    assert (overall.n, overall.b, overall.c) == (8, 0, 0)
+    from rich.console import Console
+
+    console = Console(width=250, record=True)
+    console.print(comparison_table(cmp))
+    console.print(per_eps_table(cmp))
+    text = console.export_text()
+    assert "+62.5 p=0.0625 Holm=0.125" in text and "shared records, no attacks" in text
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in text.splitlines() if "mitigated vs base │" in line]
+    assert rows == [["text_heavy", "pixel", "mitigated vs base", "0", "8", "100.0", "100.0", "0", "0", "1", "–"],
+                    ["text_heavy", "pixel", "mitigated vs base", "1", "8", "50.0", "100.0", "0", "4", "0.125", "0.125"],
+                    ["text_heavy", "pixel", "mitigated vs base", "4", "8", "25.0", "87.5", "0", "5", "0.0625", "0.125"]]
     html = render_comparison(cmp)
-    assert 'id="robustness"' in html and html.count("<polyline") == 2
+    assert 'id="robustness"' in html and html.count("<polyline") == 2 and 'id="per-eps"' in html
+    assert "<td>0.0625</td><td>0.125</td>" in html
     result = run_cli("compare", base, mitigated)
-    assert result.returncode == 0 and "more robust than base" in result.stdout, result.stderr
-    # Swapped, the verdict turns round; runs without attacks have no robustness section.
-    assert "b is less robust than m" in robustness_verdict(compare_runs([mitigated, base]).robustness[0], ["m", "b"], 1)
-    same = compare_runs([base, base])  # no difference at all: not significant
-    assert "are not significantly different" in robustness_verdict(same.robustness[0], ["a", "b"], 1)
+    assert result.returncode == 0 and "not significantly different" in result.stdout, result.stderr
+    assert "Holm" in result.stdout
     assert 'id="robustness"' not in render_comparison(compare_runs(two_runs(tmp_path / "plain")))
+
+
+def test_compare_names_the_eps_where_a_run_is_more_or_less_robust(tmp_path):
+    from modint.report.compare import robustness_verdict
+
+    base, mitigated = attacked_runs(tmp_path, n=20, broken=({1: 8, 4: 12}, {1: 0, 4: 1}))
+    cmp = compare_runs([base, mitigated])
+    (curve,) = cmp.robustness
+    assert _per_eps_rows(curve)[1:] == [(1.0, 20, 0.6, 1.0, 0, 8), (4.0, 20, 0.4, 0.95, 0, 11)]
+    one, four = (t.paired for t in curve["per_eps"][0][1:])
+    # p: 2 x 0.5^8 = 0.0078125 and 2 x 0.5^11 = 0.0009765625; Holm: the smaller x 2, the larger x 1.
+    assert four.p_holm == pytest.approx(0.001953125) and one.p_holm == pytest.approx(0.0078125)
+    line = robustness_verdict(curve, cmp.labels, 1)
+    assert "mitigated is more robust than base at eps 1, 4 (Holm p 0.00781, 0.00195)" in line, line
+    assert "50.0% -> 97.5%" in line
+    assert "base is less robust than mitigated at eps 1, 4" in robustness_verdict(
+        compare_runs([mitigated, base]).robustness[0], ["mitigated", "base"], 1)
+    # More robust at one eps, less at another: both named. 2 x 0.5^10 each, Holm x 2.
+    base, mixed = attacked_runs(tmp_path / "mixed", n=20, broken=({1: 10}, {4: 10}))
+    line = robustness_verdict(compare_runs([base, mixed]).robustness[0], ["base", "mixed"], 1)
+    assert ("mixed against base: more robust at eps 1 (Holm p 0.00391) and less robust at eps 4 (Holm p 0.00391)"
+            in line), line
+    same = compare_runs([base, base])
+    assert "are not significantly different in robustness at any eps > 0 (smallest Holm p 1);" in robustness_verdict(
+        same.robustness[0], ["a", "b"], 1)
 
 
 # --- CLI -------------------------------------------------------------------------------------

@@ -574,14 +574,18 @@ def compare(
     out_file: Optional[Path] = typer.Option(None, "--out", help="Also write a self-contained HTML comparison here."),
 ) -> None:
     """Runs side by side: accuracy per family x condition per run, and for each later run an exact
-    McNemar test against the first on the (id, condition) records they share (* marks p < 0.05)."""
-    from modint.report.compare import RunError, compare_runs, comparison_table, robustness_verdict, write_comparison
+    McNemar test against the first on the (id, condition) records they share (* marks p < 0.05).
+    Attack sweeps are tested per eps over samples, Holm-corrected across each sweep's eps."""
+    from modint.report.compare import (RunError, compare_runs, comparison_table, per_eps_table, robustness_verdict,
+                                       write_comparison)
 
     try:
         cmp = compare_runs(run_dirs)
     except RunError as exc:
         usage_error(str(exc))
     out.print(comparison_table(cmp))
+    if cmp.robustness:
+        out.print(per_eps_table(cmp))
     for curve in cmp.robustness:
         for i in range(1, len(cmp.runs)):
             out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)

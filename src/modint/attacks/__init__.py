@@ -61,8 +61,9 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
 
     ``eps`` is per row ([B]) in the units of delta; ``mask`` (broadcastable to ``shape``) is 1
     where delta may be non-zero. ``project`` applies extra constraints after each step (valid
-    pixel range). With restarts, a row keeps the delta that succeeded (``success(delta)`` [B]
-    bool), else the one with the highest loss. Deterministic for a given ``config.seed``;
+    pixel range). With restarts, a row keeps the delta that got furthest (``success(delta)`` [B],
+    bool or an integer rank: higher is further, e.g. wrong, then the target reached), then the
+    one with the highest loss. Deterministic for a given ``config.seed``;
     ``noise(restart)`` may supply the random start (uniform in [-1, 1], shape ``shape``) instead,
     e.g. seeded per sample so a row's result does not depend on its batch.
     """
@@ -89,7 +90,7 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
 
     best = torch.zeros(shape)
     best_loss = torch.full((rows,), -float("inf"))
-    best_ok = torch.zeros(rows, dtype=torch.bool)
+    best_ok = torch.zeros(rows, dtype=torch.long)
     for restart in range(config.restarts):
         if config.random_start:
             unit = noise(restart) if noise is not None else torch.rand(shape, generator=generator) * 2 - 1
@@ -116,9 +117,9 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
                 delta = clip(delta.detach() + alpha * step)
         with torch.no_grad():
             loss = loss_fn(delta).float()
-            ok = success(delta) if success is not None else torch.zeros(rows, dtype=torch.bool)
-        better = (ok & ~best_ok) | ((ok == best_ok) & (loss > best_loss))
+            ok = success(delta).long() if success is not None else torch.zeros(rows, dtype=torch.long)
+        better = (ok > best_ok) | ((ok == best_ok) & (loss > best_loss))
         best[better] = delta.detach()[better]
         best_loss = torch.where(better, loss, best_loss)
-        best_ok |= ok
+        best_ok = torch.maximum(best_ok, ok)
     return best

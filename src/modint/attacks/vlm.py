@@ -89,8 +89,10 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str, config: PGDConfi
             labels, sign = gold, torch.ones(len(samples))
 
         def success_of(probs: list[np.ndarray]) -> torch.Tensor:
+            # How far a restart got: wrong first (a wrong answer is never traded for a right one),
+            # then, targeted, the target reached.
             preds = torch.tensor([int(np.argmax(p)) for p in probs])
-            return preds == labels if config.targeted else preds != gold
+            return (preds != gold).long() + ((preds == labels).long() if config.targeted else 0)
 
         if space == "pixel":
             return _pixel(adapter, batch, samples, config, labels, sign, success_of)

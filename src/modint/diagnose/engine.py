@@ -181,14 +181,16 @@ class Scorer:
         return records
 
 
-def _attack_strength(record: dict) -> tuple[bool, float]:
-    """How far an attack got: success first (wrong answer; targeted: the target), then the
-    attack's own objective (the gold option's loss; targeted: the target's log-probability)."""
+def _attack_strength(record: dict) -> tuple[bool, bool, float]:
+    """How far an attack got, compared in order: the answer is wrong (robustness lost: a wrong
+    outcome always beats a right one, targeted or not), then the target is reached (targeted),
+    then the attack's own objective (the gold option's loss; targeted: the target's log-probability)."""
     probs = record["probs"]
+    wrong = record["pred"] != record["gold"]
     target = record.get("attack_target")
     if target is not None:
-        return record["pred"] == target, math.log(max(probs[target], 1e-12))
-    return record["pred"] != record["gold"], -math.log(max(probs[record["gold"]], 1e-12))
+        return wrong, record["pred"] == target, math.log(max(probs[target], 1e-12))
+    return wrong, False, -math.log(max(probs[record["gold"]], 1e-12))
 
 
 # What a weaker attack's record carries over when it is the strongest one within a larger ball.
@@ -196,7 +198,8 @@ _OUTCOME_FIELDS = ("probs", "pred", "correct", "attack_target", "perturbation", 
 
 
 def strongest_within_ball(records: list[dict]) -> None:
-    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball.
+    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball
+    (``_attack_strength``: a wrong answer is never replaced by a right one).
 
     A perturbation found at a smaller eps is also inside every larger ball, so when PGD at the
     larger eps ends weaker (PGD is a local search), the smaller one's outcome is the better

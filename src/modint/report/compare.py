@@ -3,6 +3,11 @@ against the first an exact McNemar test on the records they share, paired by (id
 
 Accuracy counts non-error records; the paired test uses the (id, condition) pairs that are
 non-error in both runs: b = right in the first run and wrong in the later one, c = the reverse.
+
+Robustness (attack sweeps) is tested per eps, over samples, and never over pooled eps x sample
+pairs: a sample's records at different eps are not independent (a sweep carries the strongest
+outcome over to larger eps, ``found_at_eps``). The eps > 0 tests of one curve are one family,
+Holm-corrected; the overall "all" row leaves attack records out for the same reason.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from modint.diagnose.metrics import mcnemar_exact_p, wilson_ci
+from modint.diagnose.metrics import EPS_UNITS, mcnemar_exact_p, wilson_ci
 from modint.report import svg
 from modint.report.html import _family_key, radar_label
 from modint.report.load import Run, RunError, load_run
@@ -30,6 +35,7 @@ class Paired:
     c: int = 0  # wrong in the first run, right in this one
     acc_first: float | None = None
     acc_this: float | None = None
+    p_holm: float | None = None  # Holm-adjusted p where the test is one of a family (an attack's eps > 0)
 
     @property
     def p(self) -> float:
@@ -37,11 +43,34 @@ class Paired:
 
     @property
     def significant(self) -> bool:
-        return self.n > 0 and self.p < ALPHA
+        return self.n > 0 and (self.p if self.p_holm is None else self.p_holm) < ALPHA
 
     @property
     def delta(self) -> float | None:
         return None if not self.n else (self.c - self.b) / self.n
+
+
+@dataclass
+class EpsTest:
+    """One eps of a sweep, later run vs the first: the paired test over the samples attacked at
+    that eps in both (the same object as the main table's row for the condition)."""
+
+    eps: float
+    condition: str
+    paired: Paired
+
+
+def holm_adjust(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values, in the input order: the i-th smallest of m is multiplied
+    by m - i + 1, then made non-decreasing in that order and capped at 1. It controls the
+    family-wise error rate under any dependence between the tests (a sweep's eps are dependent)."""
+    order = sorted(range(len(pvalues)), key=lambda i: pvalues[i])
+    adjusted = [1.0] * len(pvalues)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(pvalues) - rank) * float(pvalues[i])))
+        adjusted[i] = running
+    return adjusted
 
 
 @dataclass
@@ -51,11 +80,12 @@ class Comparison:
     keys: list[tuple[str, str]]
     # (family, condition) -> per run (k correct, n) over non-error records; None where absent
     counts: dict[tuple[str, str], list[tuple[int, int] | None]]
-    # per later run (index 1..): overall and per (family, condition)
+    # per later run (index 1..): overall (attack conditions left out) and per (family, condition)
     overall: list[Paired] = field(default_factory=list)
     per_key: list[dict[tuple[str, str], Paired]] = field(default_factory=list)
     # per (family, attack space) that any run attacked: the curves side by side, see _robustness
     robustness: list[dict] = field(default_factory=list)
+    attack_conditions: set[str] = field(default_factory=set)  # condition names with attack records
 
     def accuracy(self, key: tuple[str, str], run: int) -> float | None:
         kn = self.counts[key][run]
@@ -119,53 +149,99 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
                 k, n = k + bool(r.get("correct")), n + 1
             counts[key][i] = (k, n)
     cmp = Comparison(runs, _labels(runs), keys, counts)
+    cmp.attack_conditions = {cond for ok in oks for (_, cond), r in ok.items() if r.get("attack_space") is not None}
     for later in oks[1:]:
         shared = set(oks[0]) & set(later)
-        cmp.overall.append(_paired(oks[0], later, shared))
+        cmp.overall.append(_paired(oks[0], later, {k for k in shared if k[1] not in cmp.attack_conditions}))
         by_key: dict[tuple[str, str], set] = {}
         for idc in shared:
             by_key.setdefault((family_of[idc], idc[1]), set()).add(idc)
         cmp.per_key.append({k: _paired(oks[0], later, ids) for k, ids in by_key.items()})
-    cmp.robustness = _robustness(runs, oks)
+    cmp.robustness = _robustness(cmp, oks)
     return cmp
 
 
-def _robustness(runs: Sequence[Run], oks: list[dict]) -> list[dict]:
-    """Per (family, space) in any run's summary["robustness"]: the union of eps values, each
-    run's accuracy there (None where it did not attack at that eps), and per later run a paired
-    test against the first over all attacked records (eps > 0) the two share: is it more robust?"""
-    curves: dict[tuple[str, str], dict] = {}
-    for i, run in enumerate(runs):
-        for c in (run.summary or {}).get("robustness") or []:
-            entry = curves.setdefault((str(c.get("family")), str(c.get("space"))),
-                                      {"family": c.get("family"), "space": c.get("space"),
-                                       "eps_unit": c.get("eps_unit") or "", "by_run": [{} for _ in runs]})
-            for p in c.get("points") or []:
-                entry["by_run"][i][float(p["eps"])] = p.get("accuracy")
+def _robustness(cmp: Comparison, oks: list[dict]) -> list[dict]:
+    """Per (family, space) that any run attacked: its conditions in increasing eps, each run's
+    accuracy there (None where it did not attack at that eps) and, per later run, one ``EpsTest``
+    per condition. The eps > 0 tests with shared samples are Holm-corrected together; their
+    adjusted p lands on the main table's rows too."""
+    sweeps: dict[tuple[str, str], dict[str, float]] = {}
+    for ok in oks:
+        for (_, cond), r in ok.items():
+            if r.get("attack_space") is not None:
+                sweep = sweeps.setdefault((str(r.get("family")), str(r["attack_space"])), {})
+                sweep.setdefault(cond, float(r.get("eps") or 0))
     out = []
-    for (family, space), entry in sorted(curves.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
-        eps = sorted({e for run in entry["by_run"] for e in run})
-        attacked = [{k for k, r in ok.items() if str(r.get("family")) == family and r.get("attack_space") == space
-                     and float(r.get("eps") or 0) > 0} for ok in oks]
-        paired = [_paired(oks[0], oks[i], attacked[0] & attacked[i]) for i in range(1, len(runs))]
-        out.append({"family": family, "space": space, "eps_unit": entry["eps_unit"], "eps": eps,
-                    "accuracy": [[run.get(e) for e in eps] for run in entry["by_run"]], "paired": paired})
+    for (family, space), sweep in sorted(sweeps.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+        conditions = sorted(sweep, key=lambda c: (sweep[c], _condition_key(c)))
+        per_eps = []
+        for by_key in cmp.per_key:
+            tests = [EpsTest(sweep[c], c, by_key.get((family, c)) or Paired()) for c in conditions]
+            family_of_tests = [t.paired for t in tests if t.eps > 0 and t.paired.n]
+            for paired, adjusted in zip(family_of_tests, holm_adjust([p.p for p in family_of_tests])):
+                paired.p_holm = adjusted
+            per_eps.append(tests)
+        out.append({"family": family, "space": space, "eps_unit": EPS_UNITS.get(space, ""),
+                    "eps": [sweep[c] for c in conditions], "conditions": conditions,
+                    "accuracy": [[cmp.accuracy((family, c), i) for c in conditions] for i in range(len(cmp.runs))],
+                    "per_eps": per_eps})
     return out
 
 
+def _eps_text(tests: Sequence[EpsTest]) -> str:
+    return ", ".join(f"{t.eps:g}" for t in tests)
+
+
 def robustness_verdict(curve: dict, labels: Sequence[str], i: int) -> str:
-    """One line: run i against the first on one curve (i >= 1)."""
-    p = curve["paired"][i - 1]
+    """One line: run i against the first on one curve (i >= 1), from its per-eps tests."""
+    tests = [t for t in curve["per_eps"][i - 1] if t.eps > 0 and t.paired.n]
     where = f"{curve['family']} · {curve['space']} space"
-    if not p.n:
+    if not tests:
         return f"{where}: {labels[i]} and {labels[0]} share no attacked records (eps > 0)"
-    if p.significant:
-        verdict = f"{labels[i]} is {'more' if p.delta > 0 else 'less'} robust than {labels[0]}"
+    more = [t for t in tests if t.paired.significant and t.paired.delta > 0]
+    less = [t for t in tests if t.paired.significant and t.paired.delta < 0]
+
+    def at(found: list[EpsTest]) -> str:
+        return f"at eps {_eps_text(found)} (Holm p {', '.join(f'{t.paired.p_holm:.3g}' for t in found)})"
+
+    if more and less:
+        verdict = f"{labels[i]} against {labels[0]}: more robust {at(more)} and less robust {at(less)}"
+    elif more or less:
+        verdict = f"{labels[i]} is {'more' if more else 'less'} robust than {labels[0]} {at(more or less)}"
     else:
-        verdict = f"{labels[i]} and {labels[0]} are not significantly different in robustness"
-    return (f"{where}: {verdict} under attack (eps > 0, n={p.n}): accuracy "
-            f"{100 * p.acc_first:.1f}% -> {100 * p.acc_this:.1f}% ({100 * p.delta:+.1f} points, b={p.b} c={p.c}, "
-            f"McNemar p={p.p:.3g})")
+        best = min(tests, key=lambda t: (t.paired.p_holm, t.paired.p))
+        where_best = f", at eps {best.eps:g}" if best.paired.p_holm < 1 else ""
+        verdict = (f"{labels[i]} and {labels[0]} are not significantly different in robustness at any eps > 0 "
+                   f"(smallest Holm p {best.paired.p_holm:.3g}{where_best})")
+    first = sum(t.paired.acc_first for t in tests) / len(tests)
+    this = sum(t.paired.acc_this for t in tests) / len(tests)
+    return (f"{where}: {verdict}; exact McNemar over samples per eps, Holm over {len(tests)} eps; "
+            f"accuracy averaged over those eps {100 * first:.1f}% -> {100 * this:.1f}%")
+
+
+def per_eps_table(cmp: Comparison):
+    """A rich Table: per curve, later run and eps, the paired accuracies on the samples attacked
+    in both runs, the discordant counts, the exact McNemar p and the Holm-adjusted p."""
+    from rich.table import Table
+
+    table = Table(title="robustness per eps: later runs vs the first on the samples attacked in both; exact McNemar "
+                        "over samples, Holm over each curve's eps > 0 (* Holm p < 0.05)")
+    for name in ("family", "space", "runs", "eps", "n", "acc first %", "acc later %", "b", "c", "p", "Holm p"):
+        table.add_column(name, justify="left" if name in ("family", "space", "runs") else "right")
+    for curve in cmp.robustness:
+        for i, tests in enumerate(curve["per_eps"], start=1):
+            for t in tests:
+                p = t.paired
+                cells = [curve["family"], curve["space"], f"{cmp.labels[i]} vs {cmp.labels[0]}", f"{t.eps:g}",
+                         str(p.n)]
+                if not p.n:
+                    table.add_row(*cells, *["–"] * 6)
+                    continue
+                holm = "–" if p.p_holm is None else f"{p.p_holm:.3g}" + (" *" if p.significant else "")
+                table.add_row(*cells, f"{100 * p.acc_first:.1f}", f"{100 * p.acc_this:.1f}", str(p.b), str(p.c),
+                              f"{p.p:.3g}", holm)
+    return table
 
 
 def _acc_text(cmp: Comparison, key: tuple[str, str], i: int) -> str:
@@ -176,7 +252,12 @@ def _acc_text(cmp: Comparison, key: tuple[str, str], i: int) -> str:
 def _paired_text(p: Paired | None) -> str:
     if p is None or not p.n:
         return "–"
-    return f"{100 * p.delta:+.1f} p={p.p:.3g}" + (" *" if p.significant else "")
+    holm = "" if p.p_holm is None else f" Holm={p.p_holm:.3g}"
+    return f"{100 * p.delta:+.1f} p={p.p:.3g}{holm}" + (" *" if p.significant else "")
+
+
+def _overall_label(cmp: Comparison) -> str:
+    return "shared records, no attacks" if cmp.attack_conditions else "shared records"
 
 
 def comparison_table(cmp: Comparison):
@@ -185,7 +266,7 @@ def comparison_table(cmp: Comparison):
     from rich.table import Table
 
     table = Table(title="accuracy % (n) per run; later runs vs the first: paired change in points, exact "
-                        "McNemar p (* p < 0.05)")
+                        "McNemar p (* p < 0.05; attacks at eps > 0: Holm-adjusted over the eps, Holm p < 0.05)")
     table.add_column("family")
     table.add_column("condition")
     for i, label in enumerate(cmp.labels):
@@ -199,7 +280,7 @@ def comparison_table(cmp: Comparison):
             if i:
                 cells.append(_paired_text(cmp.per_key[i - 1].get(key)))
         table.add_row(*cells)
-    total = ["all", "shared records"]
+    total = ["all", _overall_label(cmp)]
     for i in range(len(cmp.runs)):
         if i == 0:
             total.append("")
@@ -228,7 +309,8 @@ def render_comparison(cmp: Comparison) -> str:
         cls = "neg" if p.delta < 0 else "pos" if p.delta > 0 else ""
         sig = " sig" if p.significant else ""
         mark = " *" if p.significant else ""
-        return (f'<td class="{cls}{sig}">{100 * p.delta:+.1f} · {p.b} / {p.c} · p = {p.p:.3g}{mark}</td>')
+        holm = "" if p.p_holm is None else f" · Holm p = {p.p_holm:.3g}"
+        return (f'<td class="{cls}{sig}">{100 * p.delta:+.1f} · {p.b} / {p.c} · p = {p.p:.3g}{holm}{mark}</td>')
 
     rows = []
     for key in cmp.keys:
@@ -243,7 +325,8 @@ def render_comparison(cmp: Comparison) -> str:
             if i:
                 cells += paired_cells(cmp.per_key[i - 1].get(key))
         rows.append(f"<tr>{cells}</tr>")
-    total = "<td class=l><b>all</b></td><td class=l>shared (id, condition) records</td>"
+    total = ("<td class=l><b>all</b></td><td class=l>shared (id, condition) records"
+             f"{', attacks left out (see Robustness)' if cmp.attack_conditions else ''}</td>")
     for i in range(len(cmp.runs)):
         total += "<td></td>" if i == 0 else f"<td>n = {cmp.overall[i - 1].n}</td>" + paired_cells(cmp.overall[i - 1])
     rows.append(f'<tr class="total" id="overall">{total}</tr>')
@@ -253,7 +336,8 @@ def render_comparison(cmp: Comparison) -> str:
     body = (f'<section id="runs"><h2>Runs</h2><ul>{runs}</ul>'
             '<p class="muted">Paired figures use the (id, condition) records present without error in both runs: b '
             'counts those right in the first run and wrong in the later one, c the reverse; the exact McNemar test '
-            'is two-sided, * marks p &lt; 0.05.</p></section>'
+            'is two-sided, * marks p &lt; 0.05. An attack condition at eps &gt; 0 is one test of its sweep: its * '
+            'uses the Holm-adjusted p over the sweep\'s eps, and the "all" row leaves attacks out.</p></section>'
             f'<section id="radar"><h2>Accuracy over all conditions</h2>{radar}</section>'
             f'<section id="table"><h2>Accuracy per run</h2><div class="scroll"><table class="data">{head}'
             f'{"".join(rows)}</table></div></section>')
@@ -268,12 +352,34 @@ def render_comparison(cmp: Comparison) -> str:
         verdicts = "".join(f"<li>{esc(robustness_verdict(c, cmp.labels, i))}</li>"
                            for c in cmp.robustness for i in range(1, len(cmp.runs)))
         body += (f'<section id="robustness"><h2>Robustness curves</h2><p class="muted">Accuracy under PGD on the '
-                 f'irrelevant modality against eps, one line per run; the verdict pairs the attacked records '
-                 f'(eps &gt; 0) the runs share.</p><ul>{verdicts}</ul><div class="cards">{"".join(cards)}</div>'
-                 '</section>')
+                 f'irrelevant modality against eps, one line per run. Each eps is tested on its own, pairing the '
+                 f'samples attacked at that eps in both runs (exact McNemar), and the eps &gt; 0 of a curve are '
+                 f'Holm-corrected together: pooling eps x samples would count one sample several times.</p>'
+                 f'<ul>{verdicts}</ul><div class="cards">{"".join(cards)}</div>{_per_eps_html(cmp)}</section>')
         nav.append(("robustness", "Robustness"))
     title = "modint comparison: " + " vs ".join(cmp.labels)
     return page(title, f"{len(cmp.runs)} runs", nav, body)
+
+
+def _per_eps_html(cmp: Comparison) -> str:
+    head = ("<tr><th class=l>family</th><th class=l>space</th><th class=l>runs</th><th>eps</th><th>n</th>"
+            "<th>accuracy % first</th><th>accuracy % later</th><th>b / c</th><th>McNemar p</th><th>Holm p</th></tr>")
+    rows = []
+    for curve in cmp.robustness:
+        for i, tests in enumerate(curve["per_eps"], start=1):
+            for t in tests:
+                p = t.paired
+                cells = (f"<td class=l>{esc(curve['family'])}</td><td class=l>{esc(curve['space'])}</td>"
+                         f"<td class=l>{esc(cmp.labels[i])} vs {esc(cmp.labels[0])}</td><td>{t.eps:g}</td><td>{p.n}</td>")
+                if not p.n:
+                    cells += "<td>–</td>" * 5
+                else:
+                    holm = "–" if p.p_holm is None else f"{p.p_holm:.3g}" + (" *" if p.significant else "")
+                    cls = " class=sig" if p.significant else ""
+                    cells += (f"<td>{100 * p.acc_first:.1f}</td><td>{100 * p.acc_this:.1f}</td><td>{p.b} / {p.c}</td>"
+                              f"<td>{p.p:.3g}</td><td{cls}>{holm}</td>")
+                rows.append(f"<tr>{cells}</tr>")
+    return f'<div class="scroll"><table class="data" id="per-eps">{head}{"".join(rows)}</table></div>'
 
 
 def write_comparison(cmp: Comparison, path: str | Path) -> Path:
@@ -283,5 +389,5 @@ def write_comparison(cmp: Comparison, path: str | Path) -> Path:
     return target
 
 
-__all__ = ["Comparison", "Paired", "RunError", "compare_runs", "comparison_table", "render_comparison",
-           "robustness_verdict", "write_comparison"]
+__all__ = ["Comparison", "EpsTest", "Paired", "RunError", "compare_runs", "comparison_table", "holm_adjust",
+           "per_eps_table", "render_comparison", "robustness_verdict", "write_comparison"]
