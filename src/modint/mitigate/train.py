@@ -160,7 +160,7 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
     batch = adapter.encode(anchors, with_answers=True)
     embeds = adapter.embed(batch).float()
-    mask = irrelevant_mask(batch, anchors) & ~batch.answer_input_mask  # never the answer itself
+    mask = (irrelevant_mask(batch, anchors) & ~batch.answer_input_mask).to(embeds.device)  # never the answer
     maskf = mask[..., None].float()
     counts = mask.sum(1).clamp_min(1)
     rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
@@ -169,15 +169,15 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     eps = radius * rms if cfg.pgd_eps_relative else radius
     if cfg.adv_noise == "gaussian":
         g = torch.Generator().manual_seed(step_seed % 2**63)
-        delta = torch.randn(embeds.shape, generator=g).to(embeds.device) * eps.view(-1, 1, 1) * maskf
+        delta = torch.randn(embeds.shape, generator=g, device="cpu").to(embeds.device) * eps.view(-1, 1, 1) * maskf
     else:
         def loss_fn(d: torch.Tensor) -> torch.Tensor:
             return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
 
         with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
-            delta = pgd(loss_fn, tuple(embeds.shape), eps.cpu(), maskf.cpu(),
+            delta = pgd(loss_fn, tuple(embeds.shape), eps, maskf,  # eps on the embeddings' device: delta too
                         PGDConfig(eps=1.0, steps=cfg.pgd_steps, step_rule=cfg.pgd_step_rule, alpha=cfg.pgd_alpha,
-                                  seed=step_seed % 2**63)).to(embeds.device)
+                                  seed=step_seed % 2**63))
     return batch, adapter.forward(batch, embeds=embeds + delta.detach()).logits
 
 
