@@ -17,6 +17,7 @@ from PIL import Image
 
 from modint.attacks import SPACES, PGDConfig, pgd
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, Sample
+from modint.perturb import check_pixel_eps
 from modint.seeding import derive_seed
 
 # Which modality is irrelevant, per family and space (VQA needs both: never attacked).
@@ -76,6 +77,8 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str, config: PGDConfi
     for s in samples:
         check_applicable(s, space)
     config.check()
+    if space == "pixel":
+        check_pixel_eps(config.eps)
     batch = adapter.encode(samples)
     device = adapter.device
     gold = torch.tensor([s.answer for s in samples], device=device)
