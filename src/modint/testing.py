@@ -21,7 +21,19 @@ from typing import Iterator
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._device import _device_constructors
+
+
+def _factories() -> set:
+    """The functions that place a new tensor on the default device (torch's own list, which
+    ``torch.set_default_device`` uses, when this torch has it)."""
+    try:
+        from torch.utils._device import _device_constructors
+
+        return set(_device_constructors())
+    except ImportError:
+        return {torch.zeros, torch.ones, torch.full, torch.empty, torch.rand, torch.randn, torch.randint,
+                torch.randperm, torch.arange, torch.linspace, torch.logspace, torch.eye, torch.tensor,
+                torch.as_tensor, torch.scalar_tensor}
 
 
 def _called_from_modint(depth: int) -> bool:
@@ -33,7 +45,7 @@ class _ForeignDefaultDevice(TorchFunctionMode):
     def __init__(self, device: str):
         super().__init__()
         self.device = torch.device(device)
-        self.constructors = _device_constructors()
+        self.constructors = _factories()
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
