@@ -57,7 +57,6 @@ def test_diagnosis_with_both_attacks_keeps_to_the_model_device(family, tmp_path)
     assert all(r["error"] is None for r in records)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_training_the_default_recipe_keeps_to_the_model_device(family, tmp_path):
     adapter = _adapter(family)
