@@ -10,7 +10,9 @@ model-side one raises "Tensor on device meta is not on the expected device cpu",
 would. Factories called from transformers or torch are left alone (they place their tensors
 themselves), as are calls that name a device and ``torch.from_numpy`` (host memory by nature).
 A meta tensor has no data, so a host-side value that modint reads back (``.item()``,
-``.tolist()``) must be made with an explicit ``device="cpu"``, which says what it is.
+``.tolist()``) must be made with an explicit ``device="cpu"``, which says what it is. What the
+check cannot see: an explicit ``.cpu()`` or ``device="cpu"`` on a tensor that then meets the
+model's (here both sides really are the CPU); such calls are few and kept for host reads.
 """
 
 from __future__ import annotations
