@@ -118,7 +118,8 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
                 delta = clip(delta.detach() + alpha * step)
         with torch.no_grad():
             loss = loss_fn(delta).float().to(device)
-            ok = success(delta).to(device) if success is not None else torch.zeros(rows, dtype=torch.bool, device=device)
+            ok = (success(delta).to(device) if success is not None
+                  else torch.zeros(rows, dtype=torch.bool, device=device))
         better = (ok & ~best_ok) | ((ok == best_ok) & (loss > best_loss))
         best[better] = delta.detach()[better]
         best_loss = torch.where(better, loss, best_loss)

@@ -37,6 +37,7 @@ def run_failure(records: Iterable[dict[str, Any]], max_error_rate: float = DEFAU
     first = " ".join(str(errors[0]["error"]).split())
     first = first if len(first) <= 300 else first[:297] + "..."
     if all_failed:
-        return f"every record of condition {condition} ({family}) is an error ({len(recs)} of {len(recs)}); first: {first}"
+        return (f"every record of condition {condition} ({family}) is an error ({len(recs)} of {len(recs)}); "
+                f"first: {first}")
     return (f"{len(errors)} of {len(recs)} records of condition {condition} ({family}) are errors ({rate:.1%}, above "
             f"the maximum error rate {max_error_rate:.1%}); first: {first}")
