@@ -125,8 +125,8 @@ def test_preview_png(tmp_path, samples, pools):
 
 def test_adversarial_conditions_are_opt_in_and_take_an_eps(samples, pools):
     assert "pgd_pixel" not in conditions_for(TEXT_HEAVY)
-    assert conditions_for(TEXT_HEAVY, ["pgd_pixel@4", "noise_image", "pgd_pixel@0.5", "pgd_embed"]) == [
-        "noise_image", "pgd_pixel@0.5", "pgd_pixel@4", "pgd_embed"]
+    assert conditions_for(TEXT_HEAVY, ["pgd_pixel@4", "noise_image", "pgd_pixel@1", "pgd_embed"]) == [
+        "noise_image", "pgd_pixel@1", "pgd_pixel@4", "pgd_embed"]
     assert conditions_for(IMAGE_HEAVY, ["pgd_pixel", "pgd_embed@2"]) == ["pgd_embed@2"]
     assert conditions_for(VQA, ["pgd_pixel", "pgd_embed"]) == []
     assert get_condition("pgd_pixel@4.0").name == "pgd_pixel@4" and get_condition("pgd_pixel@4").parameters["eps"] == 4

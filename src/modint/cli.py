@@ -35,6 +35,8 @@ DEVICE_MAP_OPTION = typer.Option(None, help="Spread a model larger than one devi
                                  "JSON map of modules to devices ('{\"model.language_model\": \"disk\", ...}'; "
                                  "'disk' offloads to a temporary folder).")
 REMOTE_CODE_OPTION = typer.Option(False, help="Allow model code from the checkpoint (off by default).")
+MAX_ERROR_RATE_OPTION = typer.Option(0.05, min=0.0, max=1.0, help="Exit 1 when a condition has more error records "
+                                     "than this share (or all of them); the records stay and a re-run resumes.")
 
 
 def usage_error(message: str) -> None:
@@ -94,6 +96,7 @@ def diagnose(
     text_model: Optional[str] = typer.Option(None, help="The LLM base run text only (a model, or the run directory "
                                              "of its no_image answers, e.g. from `modint score`): adds MMStar's "
                                              "multimodal leakage. Request no_image in --conditions."),
+    max_error_rate: float = MAX_ERROR_RATE_OPTION,
     trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
@@ -117,6 +120,7 @@ def diagnose(
         if summary.get("robustness"):
             out.print(robustness_table(summary))
         out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+    _fail_on_errors(summary, out_dir, max_error_rate)
 
 
 @app.command()
@@ -140,6 +144,7 @@ def attack(
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
     device_map: Optional[str] = DEVICE_MAP_OPTION,
+    max_error_rate: float = MAX_ERROR_RATE_OPTION,
     trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
@@ -171,6 +176,18 @@ def attack(
     if summary and not quiet:
         out.print(robustness_table(summary))
         out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
+    _fail_on_errors(summary, out_dir, max_error_rate)
+
+
+def _fail_on_errors(summary: dict, out_dir: Path, max_error_rate: float) -> None:
+    """Exit 1 with one line when the run's error records make it a failure (every process but
+    the first returns an empty summary: it has no merged records to judge)."""
+    from modint.diagnose.failures import run_failure
+    from modint.diagnose.rundir import RECORDS, read_records
+
+    problem = run_failure(read_records(Path(out_dir) / RECORDS), max_error_rate) if summary else None
+    if problem:
+        failure(f"{problem} (records kept in {out_dir}; see --max-error-rate)")
 
 
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,

@@ -65,13 +65,15 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
     bool or an integer rank: higher is further, e.g. wrong, then the target reached), then the
     one with the highest loss. Deterministic for a given ``config.seed``;
     ``noise(restart)`` may supply the random start (uniform in [-1, 1], shape ``shape``) instead,
-    e.g. seeded per sample so a row's result does not depend on its batch.
+    e.g. seeded per sample so a row's result does not depend on its batch. Delta lives on the
+    device of ``eps``; random starts are drawn on the CPU, so a seed gives the same start anywhere.
     """
     config.check()
+    device = eps.device
     generator = torch.Generator().manual_seed(config.seed)
     rows = shape[0]
     eps_b = eps.reshape(rows, *([1] * (len(shape) - 1))).float()
-    mask = mask.float().expand(shape)
+    mask = mask.float().to(device).expand(shape)
     n_free = mask.reshape(rows, -1).sum(1).clamp_min(1)
     if config.step_rule == "raw":
         alpha = torch.full_like(eps_b, config.alpha if config.alpha is not None else 0.1)
@@ -88,17 +90,17 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
         delta = delta * mask
         return project(delta) if project is not None else delta
 
-    best = torch.zeros(shape)
-    best_loss = torch.full((rows,), -float("inf"))
-    best_ok = torch.zeros(rows, dtype=torch.long)
+    best = torch.zeros(shape, device=device)
+    best_loss = torch.full((rows,), -float("inf"), device=device)
+    best_ok = torch.zeros(rows, dtype=torch.long, device=device)
     for restart in range(config.restarts):
         if config.random_start:
-            unit = noise(restart) if noise is not None else torch.rand(shape, generator=generator) * 2 - 1
-            delta = unit * eps_b
+            unit = noise(restart) if noise is not None else torch.rand(shape, generator=generator, device="cpu") * 2 - 1
+            delta = unit.to(device) * eps_b
             if config.step_rule == "l2":  # a random point of the same RMS scale, inside the ball
                 delta = delta / 3 ** 0.5
         else:
-            delta = torch.zeros(shape)
+            delta = torch.zeros(shape, device=device)
         delta = clip(delta)
         for _ in range(config.steps):
             with torch.enable_grad():  # callers may sit under no_grad (evaluation loops)
@@ -116,8 +118,9 @@ def pgd(loss_fn: LossFn, shape: tuple[int, ...], eps: torch.Tensor, mask: torch.
                     step = grad
                 delta = clip(delta.detach() + alpha * step)
         with torch.no_grad():
-            loss = loss_fn(delta).float()
-            ok = success(delta).long() if success is not None else torch.zeros(rows, dtype=torch.long)
+            loss = loss_fn(delta).float().to(device)
+            ok = (success(delta).long().to(device) if success is not None
+                  else torch.zeros(rows, dtype=torch.long, device=device))
         better = (ok > best_ok) | ((ok == best_ok) & (loss > best_loss))
         best[better] = delta.detach()[better]
         best_loss = torch.where(better, loss, best_loss)

@@ -17,6 +17,7 @@ from PIL import Image
 
 from modint.attacks import SPACES, PGDConfig, pgd
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, Sample
+from modint.perturb import check_pixel_eps
 from modint.seeding import derive_seed
 
 # Which modality is irrelevant, per family and space (VQA needs both: never attacked).
@@ -52,8 +53,8 @@ def _option_loss(adapter: Any, logits: torch.Tensor, samples: Sequence[Sample], 
     losses = []
     for i, s in enumerate(samples):
         scores = adapter.option_logits(logits[i], len(s.options)).float()
-        losses.append(torch.nn.functional.cross_entropy(scores[None], labels[i:i + 1]))
-    return torch.stack(losses) * sign
+        losses.append(torch.nn.functional.cross_entropy(scores[None], labels[i:i + 1].to(scores.device)))
+    return torch.stack(losses) * sign.to(scores.device)
 
 
 def _to_probs(adapter: Any, logits: torch.Tensor, samples: Sequence[Sample]) -> list[np.ndarray]:
@@ -76,22 +77,25 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str, config: PGDConfi
     for s in samples:
         check_applicable(s, space)
     config.check()
+    if space == "pixel":
+        check_pixel_eps(config.eps)
     batch = adapter.encode(samples)
-    gold = torch.tensor([s.answer for s in samples])
+    device = adapter.device
+    gold = torch.tensor([s.answer for s in samples], device=device)
     with frozen(adapter.model):
         with torch.no_grad():
             clean_probs = _to_probs(adapter, adapter.answer_logits(batch), samples)
         if config.targeted:  # the most likely wrong option under no attack
             labels = torch.tensor([int(np.argmax(np.where(np.arange(len(p)) == s.answer, -1.0, p)))
-                                   for p, s in zip(clean_probs, samples)])
-            sign = -torch.ones(len(samples))
+                                   for p, s in zip(clean_probs, samples)], device=device)
+            sign = -torch.ones(len(samples), device=device)
         else:
-            labels, sign = gold, torch.ones(len(samples))
+            labels, sign = gold, torch.ones(len(samples), device=device)
 
         def success_of(probs: list[np.ndarray]) -> torch.Tensor:
             # How far a restart got: wrong first (a wrong answer is never traded for a right one),
             # then, targeted, the target reached.
-            preds = torch.tensor([int(np.argmax(p)) for p in probs])
+            preds = torch.tensor([int(np.argmax(p)) for p in probs], device=device)
             return (preds != gold).long() + ((preds == labels).long() if config.targeted else 0)
 
         if space == "pixel":
@@ -101,13 +105,14 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str, config: PGDConfi
 
 def _row_noise(samples: Sequence[Sample], shapes: list[tuple[int, ...]], full: tuple[int, ...], seed: int):
     """Random starts drawn per sample from (seed, sample id, restart) on the sample's own shape,
-    so an attacked sample gets the same result whatever batch it is in."""
+    so an attacked sample gets the same result whatever batch it is in (and on whatever device:
+    drawn on the CPU, ``pgd`` moves them)."""
     def noise(restart: int) -> torch.Tensor:
-        out = torch.zeros(full)
+        out = torch.zeros(full, device="cpu")
         for i, (s, shape) in enumerate(zip(samples, shapes)):
             g = torch.Generator().manual_seed(derive_seed("pgd", seed, s.id, restart) % 2**63)
             region = tuple(slice(0, n) for n in shape)
-            out[(i, *region)] = torch.rand(shape, generator=g) * 2 - 1
+            out[(i, *region)] = torch.rand(shape, generator=g, device="cpu") * 2 - 1
         return out
     return noise
 
@@ -117,12 +122,13 @@ def _image_tensor(image: Image.Image) -> torch.Tensor:
 
 
 def _pixel(adapter, batch, samples, config, labels, sign, success_of) -> list[AttackOutcome]:
-    images = [_image_tensor(s.image) for s in samples]
+    device = adapter.device  # the differentiable preprocessing runs beside the model
+    images = [_image_tensor(s.image).to(device) for s in samples]
     height = max(x.shape[1] for x in images)
     width = max(x.shape[2] for x in images)
     # Images differ in size: one padded delta, masked to each image's own area.
-    base = torch.zeros(len(images), 3, height, width)
-    mask = torch.zeros(len(images), 1, height, width)
+    base = torch.zeros(len(images), 3, height, width, device=device)
+    mask = torch.zeros(len(images), 1, height, width, device=device)
     for i, x in enumerate(images):
         base[i, :, :x.shape[1], :x.shape[2]] = x
         mask[i, :, :x.shape[1], :x.shape[2]] = 1
@@ -145,7 +151,7 @@ def _pixel(adapter, batch, samples, config, labels, sign, success_of) -> list[At
     def project(delta: torch.Tensor) -> torch.Tensor:  # keep base + delta a valid image
         return (base + delta).clamp(0, 1) - base
 
-    eps = torch.full((len(samples),), config.eps / 255.0)
+    eps = torch.full((len(samples),), config.eps / 255.0, device=device)
     noise = _row_noise(samples, [tuple(x.shape) for x in images], tuple(base.shape), config.seed)
     delta = pgd(loss_fn, tuple(base.shape), eps, mask, config, project=project, success=success, noise=noise)
     # The adversarial image is saved as 8-bit pixels and scored through the model's own
@@ -153,7 +159,7 @@ def _pixel(adapter, batch, samples, config, labels, sign, success_of) -> list[At
     adv_images = []
     for i, x in enumerate(images):
         adv = base[i, :, :x.shape[1], :x.shape[2]] + delta[i, :, :x.shape[1], :x.shape[2]]
-        arr = (adv.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        arr = (adv.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
         adv_images.append(Image.fromarray(arr))
     scored = adapter.score([s.replace(image=im) for s, im in zip(samples, adv_images)])
     outcomes = []
@@ -180,13 +186,14 @@ def _embed(adapter, batch, samples, config, labels, sign, success_of) -> list[At
     if embeds.shape[1] != positions.shape[1]:
         raise NotImplementedError(f"{adapter.spec.model_type}: the LLM input is not aligned with the token ids "
                                   "(embedding-space masks need one embedding per input token)")
-    mask = positions[..., None].float().cpu()
+    positions = positions.to(embeds.device)  # a model spread over devices may differ from the batch's
+    mask = positions[..., None].float()
     counts = positions.sum(1).clamp_min(1)
-    rms = ((embeds.cpu() ** 2).mean(-1) * positions.cpu()).sum(1).div(counts.cpu()).sqrt()  # [B]
-    eps = config.eps * rms
+    rms = ((embeds ** 2).mean(-1) * positions).sum(1).div(counts).sqrt()  # [B]
+    eps = config.eps * rms  # on the embeddings' device, so delta is made there
 
     def logits_for(delta: torch.Tensor) -> torch.Tensor:
-        return adapter.answer_logits_from_embeds(batch, embeds + delta.to(embeds.device))
+        return adapter.answer_logits_from_embeds(batch, embeds + delta)
 
     def loss_fn(delta: torch.Tensor) -> torch.Tensor:
         return _option_loss(adapter, logits_for(delta), samples, labels, sign)

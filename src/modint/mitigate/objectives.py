@@ -9,6 +9,8 @@ prefix, and no precision is forced (everything runs in the logits' own dtype, re
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -66,7 +68,7 @@ def consistency(view: torch.Tensor, anchor: torch.Tensor, kind: str = "kl", temp
         return _kl(q_log, p_log).mean()
     if kind == "skl":
         return (_kl(q_log, p_log) + _kl(p_log, q_log)).mean()
-    m_log = torch.logsumexp(torch.stack([q_log, p_log]), 0) - torch.log(torch.tensor(2.0))
+    m_log = torch.logsumexp(torch.stack([q_log, p_log]), 0) - math.log(2.0)
     return (0.5 * _kl(q_log, m_log) + 0.5 * _kl(p_log, m_log)).mean()
 
 

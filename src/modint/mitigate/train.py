@@ -40,6 +40,7 @@ from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
 from modint.mitigate.objectives import (answer_ce, answer_ce_per_row, consistency, paired_answer_states,
                                        preservation)
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
+from modint.models.specs import lora_targets_for
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
 from modint.seeding import derive_seed
 
@@ -108,7 +109,7 @@ class TrainConfig:
     trainable: str = "full"  # full (vision tower frozen) | all | lora | projector
     lora_r: int = 128
     lora_alpha: int = 256
-    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    lora_targets: list[str] | None = None  # None: the language model's attention (models/specs.py LORA_TARGETS)
     seed: int = 0
     checkpoint_every: int = 0
     log_every: int = 1
@@ -124,6 +125,10 @@ class TrainConfig:
             raise ValueError(f"switched_views must be >= 1, got {self.switched_views}")
         if self.preserve_weight < 0:
             raise ValueError(f"preserve_weight must be >= 0, got {self.preserve_weight}")
+        if self.lora_targets is not None and (isinstance(self.lora_targets, str) or not self.lora_targets
+                                              or not all(isinstance(t, str) and t for t in self.lora_targets)):
+            raise ValueError(f"lora_targets must be a list of layer names (--set lora_targets=[q_proj,v_proj]), "
+                             f"got {self.lora_targets!r}")
         PGDConfig(eps=self.pgd_eps, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
         if self.pgd_eps_image is not None:
             PGDConfig(eps=self.pgd_eps_image, steps=self.pgd_steps, step_rule=self.pgd_step_rule).check()
@@ -160,7 +165,7 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
     batch = adapter.encode(anchors, with_answers=True)
     embeds = adapter.embed(batch).float()
-    mask = irrelevant_mask(batch, anchors) & ~batch.answer_input_mask  # never the answer itself
+    mask = (irrelevant_mask(batch, anchors) & ~batch.answer_input_mask).to(embeds.device)  # never the answer
     maskf = mask[..., None].float()
     counts = mask.sum(1).clamp_min(1)
     rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
@@ -169,15 +174,15 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     eps = radius * rms if cfg.pgd_eps_relative else radius
     if cfg.adv_noise == "gaussian":
         g = torch.Generator().manual_seed(step_seed % 2**63)
-        delta = torch.randn(embeds.shape, generator=g).to(embeds.device) * eps.view(-1, 1, 1) * maskf
+        delta = torch.randn(embeds.shape, generator=g, device="cpu").to(embeds.device) * eps.view(-1, 1, 1) * maskf
     else:
         def loss_fn(d: torch.Tensor) -> torch.Tensor:
             return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
 
         with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
-            delta = pgd(loss_fn, tuple(embeds.shape), eps.cpu(), maskf.cpu(),
+            delta = pgd(loss_fn, tuple(embeds.shape), eps, maskf,  # eps on the embeddings' device: delta too
                         PGDConfig(eps=1.0, steps=cfg.pgd_steps, step_rule=cfg.pgd_step_rule, alpha=cfg.pgd_alpha,
-                                  seed=step_seed % 2**63)).to(embeds.device)
+                                  seed=step_seed % 2**63))
     return batch, adapter.forward(batch, embeds=embeds + delta.detach()).logits
 
 
@@ -260,14 +265,24 @@ def _projector_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 def _lora_target_pattern(model: torch.nn.Module, targets: Sequence[str]) -> str:
     """A peft regex for the ``targets`` layers of the language model only: the vision tower's
-    attention has layers of the same names (q_proj, v_proj), and it stays frozen as published."""
+    attention has layers of the same names (q_proj, v_proj), and it stays frozen as published.
+    Targets that match no layer of the language model are refused, naming the layers it has."""
     import re
 
-    lms = [name for name, _ in model.named_modules() if name.split(".")[-1] == "language_model"]
+    # Idefics3 and SmolVLM call their language model text_model
+    lms = [name for name, _ in model.named_modules() if name.split(".")[-1] in ("language_model", "text_model")]
     names = "|".join(re.escape(t) for t in targets)
     if not lms:
-        return rf".*\.({names})$"
-    return rf"({'|'.join(re.escape(n) for n in lms)})\..*\.({names})$"
+        pattern = rf".*\.({names})$"
+    else:
+        pattern = rf"({'|'.join(re.escape(n) for n in lms)})\..*\.({names})$"
+    if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
+        prefixes = tuple(n + "." for n in lms) or ("",)
+        linear = sorted({n.split(".")[-1] for n, m in model.named_modules()
+                         if isinstance(m, torch.nn.Linear) and n.startswith(prefixes)})
+        raise ValueError(f"LoRA targets {', '.join(targets)} match no layer of the language model of "
+                         f"{type(model).__name__}; its linear layers are: {', '.join(linear) or 'none'}")
+    return pattern
 
 
 def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter]:
@@ -278,10 +293,12 @@ def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter
 
         from peft import LoraConfig, get_peft_model
 
+        targets = cfg.lora_targets or lora_targets_for(model.config)
+
         with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise for our users
             warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
             model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                     target_modules=_lora_target_pattern(model, cfg.lora_targets),
+                                                     target_modules=_lora_target_pattern(model, targets),
                                                      lora_dropout=0.0))
         adapter.model = model
     else:
@@ -345,6 +362,16 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
         p.grad /= world
 
 
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """The learning rate of step ``step`` (0-based) as a fraction of the peak: a linear warm-up
+    reaching the peak at step ``warmup - 1``, then a cosine counted from the end of the warm-up,
+    from the peak at step ``warmup`` to zero at step ``total`` (so the last step still learns)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
 def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
           progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
           logger: Any = None) -> Path:
@@ -381,8 +408,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     warm = max(1, int(cfg.warmup_ratio * total))
     # The schedule counts our steps (one per global batch): it stays outside accelerate's
     # prepare, which would step it once per process.
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / total))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, total))
     prepared = adapter.model
     if acc is not None:
         prepared, opt = acc.prepare(adapter.model, opt)

@@ -172,7 +172,7 @@ class VLMAdapter:
                 if got != ids:  # the answer must tokenise alike alone and after the prompt
                     raise ValueError(f"sample {samples[i].id!r}: answer {answer!r} tokenises differently after "
                                      f"the prompt ({got} vs {ids})")
-                labels[i, end - len(ids):end] = torch.tensor(ids)
+                labels[i, end - len(ids):end] = torch.tensor(ids, device=labels.device)
         return EncodedBatch(inputs, answer_index, image_token_mask, samples, labels)
 
     def _decoder_inputs(self, inputs: dict[str, torch.Tensor], answers: list[str] | None) -> torch.Tensor:
@@ -186,13 +186,13 @@ class VLMAdapter:
                 for a in (answers or [None] * inputs["input_ids"].shape[0])]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else start
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long, device="cpu")  # filled here, then moved
         mask = torch.zeros_like(ids)
         labels = torch.full_like(ids, -100)
         for i, row in enumerate(rows):
-            ids[i, :len(row)] = torch.tensor(row)
+            ids[i, :len(row)] = torch.tensor(row, device="cpu")
             mask[i, :len(row)] = 1
-            labels[i, 1:len(row)] = torch.tensor(row[1:], dtype=torch.long)
+            labels[i, 1:len(row)] = torch.tensor(row[1:], dtype=torch.long, device="cpu")
         device = inputs["input_ids"].device
         inputs["decoder_input_ids"], inputs["decoder_attention_mask"] = ids.to(device), mask.to(device)
         return labels.to(device)

@@ -38,10 +38,10 @@ def _pil_weights(n_in: int, n_out: int, resample: int) -> torch.Tensor:
     kernel, support = _PIL_FILTERS[resample]
     scale = n_in / n_out
     stretch = max(scale, 1.0)
-    centre = (torch.arange(n_out, dtype=torch.float64) + 0.5) * scale
+    centre = (torch.arange(n_out, dtype=torch.float64, device="cpu") + 0.5) * scale  # float64: not on every device
     lo = (centre - support * stretch + 0.5).floor().clamp_min(0)  # PIL truncates a positive value
     hi = (centre + support * stretch + 0.5).floor().clamp_max(n_in)
-    j = torch.arange(n_in, dtype=torch.float64)
+    j = torch.arange(n_in, dtype=torch.float64, device="cpu")
     w = kernel((j[None] - centre[:, None] + 0.5) / stretch)
     w = torch.where((j[None] >= lo[:, None]) & (j[None] < hi[:, None]), w, torch.zeros_like(w))
     return (w / w.sum(1, keepdim=True)).float()
@@ -56,10 +56,10 @@ def resize(x: torch.Tensor, height: int, width: int, resample: int | None = None
     resample = int(resample) if resample is not None else 3
     if resample in _PIL_FILTERS:
         def horizontal(t):
-            return (t @ _pil_weights(t.shape[-1], width, resample).to(t.dtype).T).clamp(0, 1)
+            return (t @ _pil_weights(t.shape[-1], width, resample).to(t.device, t.dtype).T).clamp(0, 1)
 
         def vertical(t):
-            return (_pil_weights(t.shape[-2], height, resample).to(t.dtype) @ t).clamp(0, 1)
+            return (_pil_weights(t.shape[-2], height, resample).to(t.device, t.dtype) @ t).clamp(0, 1)
 
         # Each pass is clipped to the pixel range, as PIL's 8-bit passes are. PIL reduces first:
         # vertically first when only the height shrinks (found by comparing with Pillow 13).
@@ -75,8 +75,8 @@ def resize(x: torch.Tensor, height: int, width: int, resample: int | None = None
 def normalize(x: torch.Tensor, ip: Any) -> torch.Tensor:
     if not getattr(ip, "do_normalize", True):
         return x
-    mean = torch.tensor(ip.image_mean, dtype=x.dtype).view(-1, 1, 1)
-    std = torch.tensor(ip.image_std, dtype=x.dtype).view(-1, 1, 1)
+    mean = torch.tensor(ip.image_mean, dtype=x.dtype, device=x.device).view(-1, 1, 1)
+    std = torch.tensor(ip.image_std, dtype=x.dtype, device=x.device).view(-1, 1, 1)
     return (x - mean) / std
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from modint.models.prompts import SYSTEM_PROMPT
 
@@ -63,6 +64,22 @@ SPECS: dict[str, FamilySpec] = {
     "gemma3": FamilySpec("gemma3", "Gemma 3", ("google/gemma-3-4b-it", "google/gemma-3-12b-it"),
                          image_token="<image_soft_token>", images_per_row=True),
 }
+
+
+# LoRA's default targets: the attention projections of the language model, by the language
+# model's own model_type (``config.text_config.model_type``: BLIP-2 and InstructBLIP come with
+# OPT, Vicuna or Flan-T5). Llama, Vicuna, Mistral, Qwen and Gemma all name them q/k/v/o_proj.
+LLAMA_ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+LORA_TARGETS: dict[str, tuple[str, ...]] = {
+    "t5": ("q", "k", "v", "o"),
+    "opt": ("q_proj", "k_proj", "v_proj", "out_proj"),
+}
+
+
+def lora_targets_for(config: Any) -> tuple[str, ...]:
+    """The default LoRA target layers of a checkpoint's language model."""
+    text = getattr(config, "text_config", None)
+    return LORA_TARGETS.get(getattr(text, "model_type", None), LLAMA_ATTENTION)
 
 
 def spec_for(model_type: str) -> FamilySpec:

@@ -15,6 +15,7 @@ of the name when it is not the default: ``pgd_pixel@4`` is pixel PGD at 4/255.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Sequence
 
@@ -136,6 +137,14 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
 )}
 
 
+def check_pixel_eps(eps: float) -> None:
+    """Pixel eps is counted in 1/255 steps and must be whole: the attacked image is saved and
+    scored as 8-bit pixels, where 0.5/255 would round to 1/255 or to nothing."""
+    if abs(eps - round(eps)) > 1e-9:
+        raise ValueError(f"pixel eps {eps:g} is not a whole number of 1/255 steps (8-bit pixels would round it "
+                         f"to {math.floor(eps):g} or {math.ceil(eps):g}); use a whole number")
+
+
 def get_condition(name: str) -> Condition:
     """A registered condition; ``base@eps`` gives an adversarial condition at that eps."""
     base, _, eps = name.partition("@")
@@ -152,6 +161,11 @@ def get_condition(name: str) -> Condition:
         raise KeyError(f"condition {name!r}: eps {eps!r} is not a number") from None
     if not value >= 0:
         raise KeyError(f"condition {name!r}: eps must be >= 0")
+    if condition.attack_space == "pixel":
+        try:
+            check_pixel_eps(value)
+        except ValueError as exc:
+            raise KeyError(f"condition {name!r}: {exc}") from None
     return replace(condition, name=f"{base}@{value:g}", parameters={**condition.parameters, "eps": value})
 
 
