@@ -53,7 +53,8 @@ def make_run(path: Path, records, manifest=None, n_boot=20) -> Path:
 
 def run_cli(*args):
     return subprocess.run(MODINT + [str(a) for a in args], capture_output=True, text=True,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+                               "PYTHONPATH": os.environ.get("PYTHONPATH", "")})
 
 
 def data_block(html: str) -> dict:
@@ -254,6 +255,56 @@ def test_latex_table():
     assert row in tex
     assert r"accuracy \% [95\% CI]" in tex
     assert tex.count("\\midrule") == 2  # after the header, between the families
+
+
+def task_records():
+    """Image-heavy, tasks shape (a, b) and digit (c): clean a, b, c right; misleading a wrong."""
+    records = [rec(i, c, 0, 1 if (i, c) == ("a", "misleading_text") else 0) for i in "abc"
+               for c in ("clean", "misleading_text")]
+    return [{**r, "task": "digit" if r["id"] == "c" else "shape"} for r in records]
+
+
+def test_tables_by_task():
+    summary = {"conditions": summarize(task_records(), REFERENCE_CONDITION, n_boot=20)["conditions"]}
+    lines = render_table(summary, "md", by_task=True).splitlines()
+    assert lines[0] == ("| family | condition | task | n | accuracy % [95% CI] | delta pts [95% CI] | flips % | "
+                        "followed % |")
+    assert lines[1] == "|---|---|---|---:|---:|---:|---:|---:|"
+    assert [l.split(" | ")[1:4] for l in lines[2:]] == [["clean", "digit", "1"], ["clean", "shape", "2"],
+                                                        ["misleading_text", "digit", "1"],
+                                                        ["misleading_text", "shape", "2"]]
+    assert lines[5].startswith("| image_heavy | misleading_text | shape | 2 | 50.0 [9.5, 90.5] | -50.0 [")
+    assert lines[5].endswith(" | 50.0 | – |")  # a flipped, no distractor recorded
+    rows = list(csv.DictReader(io.StringIO(render_table(summary, "csv", by_task=True))))
+    assert [(r["condition"], r["task"], r["accuracy"], r["delta"]) for r in rows] == [
+        ("clean", "digit", "100.0", ""), ("clean", "shape", "100.0", ""), ("misleading_text", "digit", "100.0", "+0.0"),
+        ("misleading_text", "shape", "50.0", "-50.0")]
+    with pytest.raises(ValueError, match="md or csv"):
+        render_table(summary, "tex", by_task=True)
+
+
+def test_report_html_has_the_task_table(tmp_path):
+    run = make_run(tmp_path / "run", task_records())
+    html = write_report(run).read_text()
+    table = re.search(r'<table class="data" id="task-table">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r"<tr class=\"[a-z]*\">(.*?)</tr>", table, re.S)
+    assert len(rows) == 4
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[3])
+    assert cells[:6] == ["image_heavy", "misleading_text", "shape", "2", "2", "50.0"] and cells[7] == "-50.0"
+    plain = write_report(make_run(tmp_path / "plain", flip_records())).read_text()
+    assert 'id="task-table"' not in plain and "No record names a task." in plain
+
+
+def test_cli_report_by_task(tmp_path):
+    run = make_run(tmp_path / "run", task_records())
+    md = run_cli("report", run, "--format", "md", "--by-task")
+    assert md.returncode == 0 and md.stdout.startswith("| family | condition | task |"), md.stderr
+    assert "| image_heavy | misleading_text | shape | 2 | 50.0" in md.stdout
+    for args, message in [(["--format", "tex"], "use --format md or csv"), ([], "use --format md or csv")]:
+        result = run_cli("report", run, "--by-task", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = run_cli("report", make_run(tmp_path / "plain", flip_records()), "--format", "md", "--by-task")
+    assert result.returncode == 2 and "no per-task figures" in result.stderr
 
 
 # --- compare ---------------------------------------------------------------------------------

@@ -517,13 +517,14 @@ def report(
                             "the manifest's benchmark for thumbnails); md, csv, tex: the family x condition table."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write here instead (default: RUN/report.html for "
                                             "html, standard output for the tables)."),
+    by_task: bool = typer.Option(False, "--by-task", help="md, csv: a row per task of each family x condition."),
 ) -> None:
     """Write a run's report: the self-contained HTML page, or its table (accuracy with CI, delta with
     CI, flip rate, followed-distractor %) as Markdown, CSV or LaTeX for pasting into papers."""
     from modint.report.tables import run_report
 
     try:
-        text, path, note = run_report(run_dir, fmt, out_file)
+        text, path, note = run_report(run_dir, fmt, out_file, by_task=by_task)
     except ValueError as exc:
         usage_error(str(exc))
     if note:
