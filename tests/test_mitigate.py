@@ -482,3 +482,59 @@ def test_mitigation_targets_by_hand():
     checks = module.mitigation_checks(base, run)
     assert [ok for _, ok, _ in checks] == [True, False, True, True, False]
     assert [figure for *_, figure in checks] == ["-1.0", "-1.5", "+2.0", "60.0 -> 17.0 (-72%)", "40.0 -> 21.5 (-46%)"]
+
+
+def test_mean_sd_by_hand():
+    from modint.diagnose.aggregate import format_mean_sd, mean_sd
+
+    mean, sd = mean_sd([1, 2, 3, 4])
+    assert mean == 2.5 and sd == pytest.approx(math.sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3))  # n - 1
+    assert mean_sd([None, 0.5]) == (0.5, None) and mean_sd([None]) == (None, None) and mean_sd([]) == (None, None)
+    assert format_mean_sd(0.85, 0.05) == "85.0 ± 5.0" and format_mean_sd(-0.25, 0.05, signed=True) == "-25.0 ± 5.0"
+    assert format_mean_sd(0.9, None) == "90.0" and format_mean_sd(None, None) == "–"
+
+
+def _fake_summary(cells):
+    """summary.json content: (family, condition, accuracy, delta) per row; the first of a family is its reference."""
+    seen = set()
+    rows = []
+    for family, condition, acc, delta in cells:
+        rows.append({"family": family, "condition": condition, "is_reference": family not in seen, "n": 10,
+                     "accuracy": acc, "delta": delta})
+        seen.add(family)
+    return {"conditions": rows}
+
+
+def test_ablate_over_seeds_reports_mean_and_sd_per_recipe(tmp_path):
+    """Finished runs on disk (no training): seeds 0, 1, 2 of aug, by hand."""
+    from modint.mitigate.ablate import ablate
+
+    def write(path, cells):
+        path.mkdir(parents=True)
+        (path / "summary.json").write_text(json.dumps(_fake_summary(cells)))
+
+    write(tmp_path / "base", [("image_heavy", "clean", 0.9, None), ("image_heavy", "misleading_text", 0.2, -0.7),
+                              ("vqa", "clean", 0.6, None)])
+    runs = {0: (0.80, 0.50, 0.6), 1: (0.90, 0.70, 0.7), 2: (0.85, 0.60, None)}
+    for seed, (clean, mis, vqa) in runs.items():
+        cells = [("image_heavy", "clean", clean, None), ("image_heavy", "misleading_text", mis, mis - clean)]
+        write(tmp_path / "aug" / f"seed-{seed}" / "diagnosis", cells + ([("vqa", "clean", vqa, None)] if vqa else []))
+
+    def must_not_load():
+        raise AssertionError("finished runs are never trained again")
+
+    table = ablate(must_not_load, tmp_path, TrainConfig(), ["aug"], train_limit=3, eval_limit=3, seeds=[0, 1, 2])
+    lines = table.splitlines()
+    # clean .80/.90/.85: mean .85, sd sqrt((.05^2 + .05^2 + 0) / 2) = .05; misleading .5/.7/.6: .6 ± .1;
+    # VQA .6/.7 (seed 2 has no row): .65 ± sqrt(.005) = .0707
+    assert lines[2] == "| none (base model) | 90.0 | – | 20.0 | – | – | – | – | – | 60.0 |"
+    assert lines[3] == "| aug (seeds 0, 1, 2) | 85.0 ± 5.0 | – | 60.0 ± 10.0 | – | – | – | – | – | 65.0 ± 7.1 |"
+    figures = json.loads((tmp_path / "ablation.json").read_text())
+    assert figures["seeds"] == [0, 1, 2] and figures["eval_split"] == "test"
+    aug = figures["recipes"][1]
+    assert aug["runs"] == ["aug/seed-0/diagnosis", "aug/seed-1/diagnosis", "aug/seed-2/diagnosis"]
+    mis = next(r for r in aug["conditions"] if r["condition"] == "misleading_text")
+    assert mis["accuracy_by_run"] == [0.5, 0.7, 0.6] and mis["n_runs"] == 3
+    assert mis["delta_mean"] == pytest.approx(-0.25) and mis["delta_sd"] == pytest.approx(0.05)  # -.3, -.2, -.25
+    vqa = next(r for r in aug["conditions"] if r["family"] == "vqa")
+    assert vqa["n_runs"] == 2 and vqa["accuracy_sd"] == pytest.approx(math.sqrt(0.005))

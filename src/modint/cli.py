@@ -352,11 +352,17 @@ def ablate(
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many training samples."),
     eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many evaluation samples."),
     seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
+    seeds: Optional[str] = typer.Option(None, help="Train every recipe at each of these seeds (0,1,2; instead of "
+                                        "--seed) into OUT/RECIPE/seed-S/ and report mean ± sd over them."),
+    eval_split: str = typer.Option("test", help="Split every model is diagnosed on (val: into diagnosis-val/ and "
+                                   "base-val/, for choosing settings)."),
     eval_seed: int = typer.Option(0, help="Seed of every diagnosis (the base model's too); --seed only changes "
                                   "the training."),
 ) -> None:
     """The paper's ablation on one model: train each recipe, diagnose each, print a Markdown
-    table of accuracy under every condition (written to OUT/ablation.md)."""
+    table of accuracy under every condition (mean ± sd over --seeds; written to OUT/ablation.md,
+    and as JSON with deltas and every run's figures to OUT/ablation.json)."""
+    from modint.data.registry import load_benchmark
     from modint.mitigate.ablate import ablate as run_ablation
     from modint.mitigate.train import RECIPES
     from modint.models.loading import ModelLoadError, load_adapter
@@ -365,14 +371,25 @@ def ablate(
     for name in names:
         if name not in RECIPES:
             usage_error(f"unknown recipe {name!r}; use some of {', '.join(RECIPES)}")
+    seed_list = None
+    if seeds is not None:
+        try:
+            seed_list = [int(v) for v in _split_list(seeds) or []]
+        except ValueError:
+            usage_error(f"--seeds must be comma-separated integers, got {seeds!r}")
+        if not seed_list or len(set(seed_list)) < len(seed_list):
+            usage_error(f"--seeds needs distinct integers, got {seeds!r}")
     cfg = _train_config(model, config_file, set_, {"max_steps": max_steps}, seed)
     try:
+        load_benchmark("mini", split=eval_split, limit=1)
         load_adapter(model, seed=seed)
-    except (ModelLoadError, ValueError) as exc:
-        usage_error(str(exc))
-    table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, train_limit=limit,
-                         eval_limit=eval_limit, eval_seed=eval_seed, progress=lambda msg: err.print(f"modint: {msg}"))
+    except (KeyError, ValueError, ModelLoadError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, eval_split=eval_split,
+                         train_limit=limit, eval_limit=eval_limit, eval_seed=eval_seed, seeds=seed_list,
+                         progress=lambda msg: err.print(f"modint: {msg}"))
     out.print(table)
+    out.print(f"Figures per run and mean ± sd: {out_dir / 'ablation.json'}")
 
 
 def robustness_table(summary: dict) -> Table:
