@@ -463,25 +463,36 @@ def test_lora_trains_the_language_model_only_and_saves_a_plain_merged_model(tmp_
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
 
 
-def test_mitigation_targets_by_hand():
+def test_check_mitigation_recipe_exits_1_when_a_target_is_missed(tmp_path, capsys):
     import importlib.util
+
+    from modint.diagnose import rundir
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "check_mitigation.py"
     spec = importlib.util.spec_from_file_location("check_mitigation", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    def summary(ih, mis, th, sw, vqa):
-        return {"conditions": [{"family": f, "condition": c, "accuracy": a} for f, c, a in [
-            ("image_heavy", "clean", ih), ("image_heavy", "misleading_text", mis), ("text_heavy", "noise_image", th),
-            ("text_heavy", "switched_image", sw), ("vqa", "clean", vqa)]]}
+    def run(name, right):
+        """10 samples per cell, the first k right: IH clean, misleading; TH noise, switched; VQA clean."""
+        cells = [("image_heavy", "clean"), ("image_heavy", "misleading_text"), ("text_heavy", "noise_image"),
+                 ("text_heavy", "switched_image"), ("vqa", "clean")]
+        records = [{"id": f"{f}-{i}", "family": f, "condition": c, "gold": 0, "pred": 0 if i < k else 1,
+                    "correct": i < k, "probs": None, "error": None} for (f, c), k in zip(cells, right) for i in range(10)]
+        with rundir.RecordWriter((tmp_path / name).joinpath(rundir.RECORDS)) as w:
+            w.write_many(records)
+        return str(tmp_path / name)
 
-    base = summary(0.90, 0.30, 0.80, 0.40, 0.50)  # gaps 60 and 40 points
-    # references -1.0 (on the limit), -1.5, +2; gaps 60 -> 17 (-72%) and 40 -> 21.5 (-46%)
-    run = summary(0.89, 0.72, 0.785, 0.57, 0.52)
-    checks = module.mitigation_checks(base, run)
-    assert [ok for _, ok, _ in checks] == [True, False, True, True, False]
-    assert [figure for *_, figure in checks] == ["-1.0", "-1.5", "+2.0", "60.0 -> 17.0 (-72%)", "40.0 -> 21.5 (-46%)"]
+    for name in ("base", "good", "bad"):
+        (tmp_path / name).mkdir()
+    base = run("base", [9, 3, 8, 4, 5])  # gaps 60 and 40 points
+    good = run("good", [9, 8, 8, 6, 5])  # gaps 10 (-83%) and 20 (-50%), references unchanged
+    bad = run("bad", [9, 8, 8, 7, 4])  # VQA -10
+    assert module.main([base, good]) == 0
+    assert "all targets met" in capsys.readouterr().out
+    assert module.main([base, good, bad]) == 1  # VQA mean change -5 points
+    assert "targets missed: vqa clean" in capsys.readouterr().out
+    assert module.main([base]) == 2
 
 
 def test_mean_sd_by_hand():

@@ -151,7 +151,8 @@ def run_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = 
         return None, write_report(run.path, samples=samples, path=out), note
     if by_task and not any(row.get("by_task") for row in (run.summary or {}).get("conditions", [])):
         raise ValueError(f"{run.path}: the summary has no per-task figures (records name no task, or the run "
-                         f"predates them: its `modint diagnose` command run again with the same --out refreshes summary.json)")
+                         f"predates them: its `modint diagnose` command run again with the same --out refreshes "
+                         f"summary.json)")
     text = render_table(run.summary or {}, fmt, by_task)
     if out is None:
         return text, None, ""
