@@ -4,6 +4,7 @@ mask, resume == uninterrupted, a 2-process CPU run, and `modint train` end to en
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -370,14 +371,18 @@ def test_two_process_cpu_training_and_cli(tmp_path):
 
 
 def test_train_cli_diagnoses_with_the_diagnose_default_seed_whatever_the_training_seed(tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     r = subprocess.run(MODINT + ["train", "--model", "tiny-random-llava", "--max-steps", "1", "--limit", "16",
                                  "--seed", "3", "--eval-limit", "3", "--set", "pgd_steps=1", "--out", str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / "train_config.json").read_text())["seed"] == 3
-    manifest = json.loads((tmp_path / "diagnosis" / "manifest.json").read_text())
-    assert manifest["config"]["seed"] == 0  # pairs with `modint diagnose` of the model before
+    for folder, split in (("diagnosis-val", "val"), ("diagnosis", "test")):  # val first, then test once
+        manifest = json.loads((tmp_path / folder / "manifest.json").read_text())
+        assert manifest["config"]["seed"] == 0  # pairs with `modint diagnose` of the model before
+        assert manifest["benchmark"]["split"] == split
+    assert r.stdout.index("Diagnosis (val)") < r.stdout.index("Diagnosis (test)")
 
 
 def test_train_cli_mistakes_exit_2(tmp_path):

@@ -217,7 +217,7 @@ def train(
     recipe: Optional[str] = typer.Option(None, help="sft, vqa_only, aug, aug_kl, aug_kl_pgd (= the paper's method; "
                                          "the default)."),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Output directory: model/, train_log.jsonl, "
-                                 "checkpoint/, diagnosis/."),
+                                 "checkpoint/, diagnosis-val/ (val), diagnosis/ (test), selection/."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig fields."),
     set_: list[str] = typer.Option([], "--set", help="Override a TrainConfig field: --set lr=1e-4 (repeatable)."),
     epochs: Optional[float] = typer.Option(None, help="Epochs over the anchors (default 1)."),
@@ -228,36 +228,72 @@ def train(
     seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
     checkpoint_every: Optional[int] = typer.Option(None, min=1, help="Save a resumable checkpoint every N steps."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
-    eval_split: str = typer.Option("test", help="Split the final model is diagnosed on."),
-    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in the final diagnosis."),
-    eval_seed: int = typer.Option(0, help="Seed of the final diagnosis (perturbation draws, CIs). The default is "
+    eval_split: str = typer.Option("test", help="Split the final model is diagnosed on, once, into OUT/diagnosis."),
+    val_split: str = typer.Option("val", help="Split diagnosed first, into OUT/diagnosis-val: choose settings on it, "
+                                  "never on test (none: skip)."),
+    select_on_val: bool = typer.Option(False, help="Diagnose val at every --checkpoint-every step and after the last "
+                                       "(OUT/selection/), keep the weights with the best --select-by score, then "
+                                       "diagnose test once. Default: the final weights."),
+    select_by: str = typer.Option("worst_case", help="worst_case: mean over families of the accuracy right under "
+                                  "every condition; mean: mean accuracy over the family x condition rows."),
+    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in each diagnosis."),
+    eval_seed: int = typer.Option(0, help="Seed of the diagnoses (perturbation draws, CIs). The default is "
                                   "`modint diagnose`'s, so the result pairs with a diagnosis of the model before; "
                                   "--seed only changes the training."),
-    diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
-                                        "OUT/diagnosis."),
+    diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model on val "
+                                        "and test."),
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
     trust_remote_code: bool = REMOTE_CODE_OPTION,
 ) -> None:
     """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
-    consistency), save it in the Hugging Face layout, and diagnose it. Runs under
-    `accelerate launch` for data parallelism."""
+    consistency), save it in the Hugging Face layout, and diagnose it: on val, then on test once.
+    Runs under `accelerate launch` for data parallelism."""
+    import json
+    import shutil
+
     from modint.data.registry import load_benchmark
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.mitigate.select import CRITERIA, CheckpointSelector, val_score
     from modint.mitigate.train import train as run_training
     from modint.models.loading import ModelLoadError, load_adapter
 
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    val = None if val_split.lower() == "none" else val_split
+    if val == eval_split:
+        usage_error(f"--val-split and --eval-split are both {val!r}: choosing on the split that is reported is "
+                    "what val is for avoiding (--val-split none skips val)")
+    if select_on_val and (val is None or not cfg.checkpoint_every):
+        usage_error("--select-on-val needs a val split and --checkpoint-every N (the steps it chooses from)")
+    if select_on_val and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        usage_error("--select-on-val runs in one process: launch without accelerate")
+    if select_by not in CRITERIA:
+        usage_error(f"unknown --select-by {select_by!r}; use one of {', '.join(CRITERIA)}")
     try:
         samples = load_benchmark(benchmark, split=split, limit=limit)
+        val_samples = load_benchmark(benchmark, split=val, limit=eval_limit) if val else []
+        test_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit) if diagnose_after else []
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
+    out_dir = Path(out_dir)
+    run_info = {"model": str(out_dir / "model"), "benchmark": benchmark, "trained_from": model, "recipe": cfg.recipe}
+    if not resume:  # a fresh run: diagnoses of earlier weights must not be resumed into
+        for stale in ("diagnosis-val", "diagnosis", "selection"):
+            shutil.rmtree(out_dir / stale, ignore_errors=True)
+    selector = None
+    if select_on_val:
+        def evaluate(step: int) -> dict:
+            summary = _diagnose_into(adapter, val_samples, out_dir / "selection" / f"step-{step:06d}", eval_seed,
+                                     {**run_info, "split": val, "step": step}, progress=False)
+            err.print(f"modint: step {step} on {val}: {select_by} {val_score(summary, select_by):.4f}")
+            return summary
+
+        selector = CheckpointSelector(evaluate, out_dir / "selection", select_by, resume=resume)
     with _progress() as bar:
         task = bar.add_task(f"train {cfg.recipe}", total=None)
 
@@ -265,21 +301,37 @@ def train(
             bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
 
         try:
-            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume)
+            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume, selector=selector)
         except ValueError as exc:
             failure(str(exc))
     out.print(f"Model: {model_dir}")
-    if diagnose_after:
-        eval_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit)
-        with _progress() as bar:
-            task = bar.add_task("diagnose", total=None)
-            summary = run_diagnosis(adapter, eval_samples, Path(out_dir) / "diagnosis", DiagnoseConfig(seed=eval_seed),
-                                    progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                    run_info={"model": str(model_dir), "benchmark": benchmark, "split": eval_split,
-                                              "trained_from": model, "recipe": cfg.recipe})
+    if selector is not None:
+        chosen = selector.best["step"]
+        shutil.rmtree(out_dir / "diagnosis-val", ignore_errors=True)
+        shutil.copytree(out_dir / "selection" / f"step-{chosen:06d}", out_dir / "diagnosis-val")
+        scores = out_dir / "selection" / "selection.json"
+        out.print(summary_table(json.loads((out_dir / "diagnosis-val" / "summary.json").read_text())))
+        out.print(f"Selected on {val} by {select_by}: step {chosen} (scores: {scores}); its diagnosis: "
+                  f"{out_dir / 'diagnosis-val'}")
+    diagnoses = [(val, val_samples, "diagnosis-val")] if val and selector is None and diagnose_after else []
+    diagnoses += [(eval_split, test_samples, "diagnosis")] if diagnose_after else []
+    for split_name, split_samples, folder in diagnoses:
+        summary = _diagnose_into(adapter, split_samples, out_dir / folder, eval_seed, {**run_info, "split": split_name})
         if summary:
             out.print(summary_table(summary))
-            out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
+            out.print(f"Diagnosis ({split_name}): {out_dir / folder}")
+
+
+def _diagnose_into(adapter, samples, folder: Path, seed: int, run_info: dict, progress: bool = True) -> dict:
+    """One diagnosis of the trained model (default conditions) into ``folder``."""
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+
+    if not progress:
+        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info)
+    with _progress() as bar:
+        task = bar.add_task(f"diagnose {run_info.get('split')}", total=None)
+        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info,
+                             progress=lambda d, t: bar.update(task, completed=d, total=t))
 
 
 def _as_field_type(key: str, value: Any, annotation: str) -> Any:
