@@ -554,3 +554,15 @@ def test_ablate_over_seeds_reports_mean_and_sd_per_recipe(tmp_path):
     assert mis["delta_mean"] == pytest.approx(-0.25) and mis["delta_sd"] == pytest.approx(0.05)  # -.3, -.2, -.25
     vqa = next(r for r in aug["conditions"] if r["family"] == "vqa")
     assert vqa["n_runs"] == 2 and vqa["accuracy_sd"] == pytest.approx(math.sqrt(0.005))
+
+
+def test_ablate_cli_refuses_bad_seeds_and_splits(tmp_path):
+    from typer.testing import CliRunner
+
+    from modint.cli import app
+
+    for args, message in [(["--seeds", "0,x"], "comma-separated integers"), (["--seeds", "1,1"], "distinct"),
+                          (["--eval-split", "dev"], "no split 'dev'")]:
+        r = CliRunner().invoke(app, ["ablate", "--model", "tiny-random-llava", "--out", str(tmp_path)] + args)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], r.stderr
