@@ -95,3 +95,44 @@ def test_registry_errors_are_clear():
     with pytest.raises(BenchmarkError, match="no split 'dev'"):
         load_benchmark("mini", split="dev")
     assert len(load_benchmark("mini", limit=5)) == 5
+
+
+def _content_digest(samples, images=6):
+    """What a diagnosis of the samples reads: ids, texts, options, answers, tasks, first images."""
+    import hashlib
+    import json
+
+    from modint.data.sample import load_image
+
+    h = hashlib.sha256()
+    for s in samples:
+        h.update(json.dumps([s.id, s.family, s.question, list(s.options), s.answer, s.context,
+                             s.meta.get("task")], default=str).encode())
+    for s in samples[:images]:
+        if s.image is not None:
+            h.update(load_image(s).tobytes())
+    return len(samples), h.hexdigest()
+
+
+def test_val_is_as_large_as_test_and_enlarging_it_left_test_and_the_old_val_alone():
+    assert DEFAULT_SIZES["val"] == DEFAULT_SIZES["test"] == 300
+    # Digests of the splits before val grew from 150 to 300 per family (commit ce0b7cf).
+    assert _content_digest(load_mini("test")) == (
+        900, "55c2d2aa439e3ad2905121bb2007867ea1957d10bccf5dbc26b568f373c6a49b")
+    assert _content_digest(load_mini("val", limit=450)) == (
+        450, "f7438f993c613dbca05e17f0fab7c797b00c050e0024b0979f871a5dbd7273cf")
+    assert len(load_mini("val")) == 900
+
+
+def test_val_diagnosis_runs_every_condition_as_test_does():
+    from collections import Counter
+
+    from modint.diagnose.engine import DiagnoseConfig, plan
+
+    def cells(split):
+        groups, errors = plan(load_mini(split), DiagnoseConfig())
+        assert not errors
+        return Counter((item.sample.family, item.condition) for group in groups for item in group)
+
+    val, test = cells("val"), cells("test")
+    assert val == test and set(val.values()) == {300}

@@ -12,12 +12,13 @@ from modint.diagnose.metrics import js_divergence, mcnemar_exact_p, paired_boots
 REF = {"image_heavy": "clean", "text_heavy": "noise_image", "vqa": "clean"}
 ROW_KEYS = {"family", "condition", "n", "accuracy", "accuracy_ci95", "delta", "delta_ci95", "flip_rate",
             "harmful_flip_rate", "beneficial_flip_rate", "mcnemar_p", "js_mean", "gold_prob_shift",
-            "followed_distractor_rate", "errors", "unparsed", "is_reference"}
+            "followed_distractor_rate", "errors", "unparsed", "is_reference", "n_paired", "by_task"}
 
 
-def rec(id, cond, gold, pred, probs=None, distractor=None, error=None, family="image_heavy"):
+def rec(id, cond, gold, pred, probs=None, distractor=None, error=None, family="image_heavy", task=None):
     return {"id": id, "family": family, "condition": cond, "gold": gold, "pred": pred,
-            "correct": pred == gold and error is None, "probs": probs, "error": error, "distractor": distractor}
+            "correct": pred == gold and error is None, "probs": probs, "error": error, "distractor": distractor,
+            "task": task}
 
 
 # Four image-heavy samples, clean (3/4 right) vs misleading text (2/4 right).
@@ -98,9 +99,11 @@ def test_summary_by_hand():
     assert all(clean[k] is None for k in ("delta", "flip_rate", "harmful_flip_rate", "beneficial_flip_rate",
                                           "mcnemar_p", "js_mean", "gold_prob_shift"))
     assert clean["delta_ci95"] == [None, None] and clean["followed_distractor_rate"] is None
+    assert clean["n_paired"] is None and mis["n_paired"] == 4
+    assert clean["by_task"] == {} and mis["by_task"] == {}  # no record names a task
     assert s["families"] == [{"family": "image_heavy", "n_samples": 4, "conditions": ["clean", "misleading_text"],
                               "n_worst_case": 4, "worst_case_accuracy": 0.25,  # only b is right under both
-                              "worst_case_ci95": list(wilson_ci(1, 4))}]
+                              "worst_case_ci95": list(wilson_ci(1, 4)), "by_task": {}}]
     assert s["families"][0]["worst_case_ci95"] == pytest.approx([0.0455873, 0.6993582], abs=1e-6)
 
 
@@ -208,3 +211,45 @@ def test_robustness_curves_by_hand():
     assert curve["points"][2] == {"eps": 4, "accuracy": pytest.approx(1 / 3), "attack_success_rate": 0.5, "n": 3,
                                   "n_reference_correct": 2}
     assert robustness_curves(RECORDS, REF) == []
+
+
+def test_n_paired_counts_the_samples_under_both_conditions():
+    recs = RECORDS + [rec("e", "clean", 0, 0), rec("f", "misleading_text", 0, 0),
+                      rec("g", "clean", 0, 0), rec("g", "misleading_text", 0, None, error="broken image")]
+    s = summarize(recs, REF, n_boot=100)
+    clean, mis = row(s, "image_heavy", "clean"), row(s, "image_heavy", "misleading_text")
+    assert (clean["n"], clean["n_paired"]) == (6, None)  # a-e, g; the reference row pairs with nothing
+    assert (mis["n"], mis["n_paired"], mis["errors"]) == (5, 4, 1)  # f has no clean record, g failed
+    assert mis["delta"] == pytest.approx(-0.25)  # over a-d only
+    assert row(summarize([rec("a", "misleading_text", 0, 0)], REF, n_boot=10), "image_heavy",
+               "misleading_text")["n_paired"] == 0  # no reference at all
+
+
+def test_by_task_by_hand():
+    """a, b are `shape`, c, d `digit` (RECORDS), e names no task, and d's digit twin h failed."""
+    tasks = {"a": "shape", "b": "shape", "c": "digit", "d": "digit"}
+    recs = [{**r, "task": tasks[r["id"]]} for r in RECORDS] + [
+        rec("e", "clean", 0, 0), rec("e", "misleading_text", 0, 0, distractor=1),
+        rec("h", "clean", 1, 1, task="digit"), rec("h", "misleading_text", 1, None, error="x", task="digit")]
+    s = summarize(recs, REF, n_boot=300)
+    clean, mis = row(s, "image_heavy", "clean"), row(s, "image_heavy", "misleading_text")
+    assert (mis["n"], mis["n_paired"], mis["accuracy"]) == (5, 5, 0.6)  # the whole row keeps e
+    assert list(mis["by_task"]) == ["digit", "shape"] and list(clean["by_task"]) == ["digit", "shape"]
+    assert set(mis["by_task"]["shape"]) == ROW_KEYS - {"family", "condition", "is_reference", "by_task"}
+    shape, digit = mis["by_task"]["shape"], mis["by_task"]["digit"]
+    # shape: clean a, b right; misleading a wrong (followed its distractor), b right
+    assert clean["by_task"]["shape"]["accuracy"] == 1.0 and clean["by_task"]["shape"]["n_paired"] is None
+    assert (shape["n"], shape["n_paired"], shape["accuracy"], shape["delta"]) == (2, 2, 0.5, -0.5)
+    assert (shape["flip_rate"], shape["harmful_flip_rate"], shape["beneficial_flip_rate"]) == (0.5, 0.5, 0.0)
+    assert shape["mcnemar_p"] == 1.0 and shape["followed_distractor_rate"] == 0.5
+    assert shape["accuracy_ci95"] == pytest.approx(list(wilson_ci(1, 2)))
+    assert -1.0 <= shape["delta_ci95"][0] <= shape["delta_ci95"][1] <= 0.0  # the pair differences are -1 and 0
+    # digit: clean c wrong, d right, h right; misleading c right, d wrong (followed), h an error
+    assert clean["by_task"]["digit"]["n"] == 3 and clean["by_task"]["digit"]["accuracy"] == pytest.approx(2 / 3)
+    assert (digit["n"], digit["n_paired"], digit["errors"], digit["accuracy"], digit["delta"]) == (2, 2, 1, 0.5, 0.0)
+    assert (digit["flip_rate"], digit["harmful_flip_rate"], digit["beneficial_flip_rate"]) == (1.0, 0.5, 0.5)
+    assert digit["followed_distractor_rate"] == 0.5 and digit["mcnemar_p"] == 1.0
+    assert digit["gold_prob_shift"] == pytest.approx(((.5 - .2) + (.1 - .7)) / 2)  # c: q[0]-p[0]; d: q[3]-p[3]
+    fam = s["families"][0]["by_task"]
+    assert fam["shape"]["worst_case_accuracy"] == 0.5 and fam["shape"]["n_worst_case"] == 2  # b only
+    assert fam["digit"]["worst_case_accuracy"] == 0.0 and fam["digit"]["n_worst_case"] == 2  # h failed once

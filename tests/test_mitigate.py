@@ -4,6 +4,7 @@ mask, resume == uninterrupted, a 2-process CPU run, and `modint train` end to en
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -370,14 +371,18 @@ def test_two_process_cpu_training_and_cli(tmp_path):
 
 
 def test_train_cli_diagnoses_with_the_diagnose_default_seed_whatever_the_training_seed(tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
     r = subprocess.run(MODINT + ["train", "--model", "tiny-random-llava", "--max-steps", "1", "--limit", "16",
                                  "--seed", "3", "--eval-limit", "3", "--set", "pgd_steps=1", "--out", str(tmp_path)],
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((tmp_path / "train_config.json").read_text())["seed"] == 3
-    manifest = json.loads((tmp_path / "diagnosis" / "manifest.json").read_text())
-    assert manifest["config"]["seed"] == 0  # pairs with `modint diagnose` of the model before
+    for folder, split in (("diagnosis-val", "val"), ("diagnosis", "test")):  # val first, then test once
+        manifest = json.loads((tmp_path / folder / "manifest.json").read_text())
+        assert manifest["config"]["seed"] == 0  # pairs with `modint diagnose` of the model before
+        assert manifest["benchmark"]["split"] == split
+    assert r.stdout.index("Diagnosis (val)") < r.stdout.index("Diagnosis (test)")
 
 
 def test_train_cli_mistakes_exit_2(tmp_path):
@@ -463,22 +468,101 @@ def test_lora_trains_the_language_model_only_and_saves_a_plain_merged_model(tmp_
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
 
 
-def test_mitigation_targets_by_hand():
+def test_check_mitigation_recipe_exits_1_when_a_target_is_missed(tmp_path, capsys):
     import importlib.util
+
+    from modint.diagnose import rundir
 
     path = Path(__file__).resolve().parents[1] / "recipes" / "check_mitigation.py"
     spec = importlib.util.spec_from_file_location("check_mitigation", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    def summary(ih, mis, th, sw, vqa):
-        return {"conditions": [{"family": f, "condition": c, "accuracy": a} for f, c, a in [
-            ("image_heavy", "clean", ih), ("image_heavy", "misleading_text", mis), ("text_heavy", "noise_image", th),
-            ("text_heavy", "switched_image", sw), ("vqa", "clean", vqa)]]}
+    def run(name, right):
+        """10 samples per cell, the first k right: IH clean, misleading; TH noise, switched; VQA clean."""
+        cells = [("image_heavy", "clean"), ("image_heavy", "misleading_text"), ("text_heavy", "noise_image"),
+                 ("text_heavy", "switched_image"), ("vqa", "clean")]
+        records = [{"id": f"{f}-{i}", "family": f, "condition": c, "gold": 0, "pred": 0 if i < k else 1,
+                    "correct": i < k, "probs": None, "error": None} for (f, c), k in zip(cells, right) for i in range(10)]
+        with rundir.RecordWriter((tmp_path / name).joinpath(rundir.RECORDS)) as w:
+            w.write_many(records)
+        return str(tmp_path / name)
 
-    base = summary(0.90, 0.30, 0.80, 0.40, 0.50)  # gaps 60 and 40 points
-    # references -1.0 (on the limit), -1.5, +2; gaps 60 -> 17 (-72%) and 40 -> 21.5 (-46%)
-    run = summary(0.89, 0.72, 0.785, 0.57, 0.52)
-    checks = module.mitigation_checks(base, run)
-    assert [ok for _, ok, _ in checks] == [True, False, True, True, False]
-    assert [figure for *_, figure in checks] == ["-1.0", "-1.5", "+2.0", "60.0 -> 17.0 (-72%)", "40.0 -> 21.5 (-46%)"]
+    for name in ("base", "good", "bad"):
+        (tmp_path / name).mkdir()
+    base = run("base", [9, 3, 8, 4, 5])  # gaps 60 and 40 points
+    good = run("good", [9, 8, 8, 6, 5])  # gaps 10 (-83%) and 20 (-50%), references unchanged
+    bad = run("bad", [9, 8, 8, 7, 4])  # VQA -10
+    assert module.main([base, good]) == 0
+    assert "all targets met" in capsys.readouterr().out
+    assert module.main([base, good, bad]) == 1  # VQA mean change -5 points
+    assert "targets missed: vqa clean" in capsys.readouterr().out
+    assert module.main([base]) == 2
+
+
+def test_mean_sd_by_hand():
+    from modint.diagnose.aggregate import format_mean_sd, mean_sd
+
+    mean, sd = mean_sd([1, 2, 3, 4])
+    assert mean == 2.5 and sd == pytest.approx(math.sqrt((2.25 + 0.25 + 0.25 + 2.25) / 3))  # n - 1
+    assert mean_sd([None, 0.5]) == (0.5, None) and mean_sd([None]) == (None, None) and mean_sd([]) == (None, None)
+    assert format_mean_sd(0.85, 0.05) == "85.0 ± 5.0" and format_mean_sd(-0.25, 0.05, signed=True) == "-25.0 ± 5.0"
+    assert format_mean_sd(0.9, None) == "90.0" and format_mean_sd(None, None) == "–"
+
+
+def _fake_summary(cells):
+    """summary.json content: (family, condition, accuracy, delta) per row; the first of a family is its reference."""
+    seen = set()
+    rows = []
+    for family, condition, acc, delta in cells:
+        rows.append({"family": family, "condition": condition, "is_reference": family not in seen, "n": 10,
+                     "accuracy": acc, "delta": delta})
+        seen.add(family)
+    return {"conditions": rows}
+
+
+def test_ablate_over_seeds_reports_mean_and_sd_per_recipe(tmp_path):
+    """Finished runs on disk (no training): seeds 0, 1, 2 of aug, by hand."""
+    from modint.mitigate.ablate import ablate
+
+    def write(path, cells):
+        path.mkdir(parents=True)
+        (path / "summary.json").write_text(json.dumps(_fake_summary(cells)))
+
+    write(tmp_path / "base", [("image_heavy", "clean", 0.9, None), ("image_heavy", "misleading_text", 0.2, -0.7),
+                              ("vqa", "clean", 0.6, None)])
+    runs = {0: (0.80, 0.50, 0.6), 1: (0.90, 0.70, 0.7), 2: (0.85, 0.60, None)}
+    for seed, (clean, mis, vqa) in runs.items():
+        cells = [("image_heavy", "clean", clean, None), ("image_heavy", "misleading_text", mis, mis - clean)]
+        write(tmp_path / "aug" / f"seed-{seed}" / "diagnosis", cells + ([("vqa", "clean", vqa, None)] if vqa else []))
+
+    def must_not_load():
+        raise AssertionError("finished runs are never trained again")
+
+    table = ablate(must_not_load, tmp_path, TrainConfig(), ["aug"], train_limit=3, eval_limit=3, seeds=[0, 1, 2])
+    lines = table.splitlines()
+    # clean .80/.90/.85: mean .85, sd sqrt((.05^2 + .05^2 + 0) / 2) = .05; misleading .5/.7/.6: .6 ± .1;
+    # VQA .6/.7 (seed 2 has no row): .65 ± sqrt(.005) = .0707
+    assert lines[2] == "| none (base model) | 90.0 | – | 20.0 | – | – | – | – | – | 60.0 |"
+    assert lines[3] == "| aug (seeds 0, 1, 2) | 85.0 ± 5.0 | – | 60.0 ± 10.0 | – | – | – | – | – | 65.0 ± 7.1 |"
+    figures = json.loads((tmp_path / "ablation.json").read_text())
+    assert figures["seeds"] == [0, 1, 2] and figures["eval_split"] == "test"
+    aug = figures["recipes"][1]
+    assert aug["runs"] == ["aug/seed-0/diagnosis", "aug/seed-1/diagnosis", "aug/seed-2/diagnosis"]
+    mis = next(r for r in aug["conditions"] if r["condition"] == "misleading_text")
+    assert mis["accuracy_by_run"] == [0.5, 0.7, 0.6] and mis["n_runs"] == 3
+    assert mis["delta_mean"] == pytest.approx(-0.25) and mis["delta_sd"] == pytest.approx(0.05)  # -.3, -.2, -.25
+    vqa = next(r for r in aug["conditions"] if r["family"] == "vqa")
+    assert vqa["n_runs"] == 2 and vqa["accuracy_sd"] == pytest.approx(math.sqrt(0.005))
+
+
+def test_ablate_cli_refuses_bad_seeds_and_splits(tmp_path):
+    from typer.testing import CliRunner
+
+    from modint.cli import app
+
+    for args, message in [(["--seeds", "0,x"], "comma-separated integers"), (["--seeds", "1,1"], "distinct"),
+                          (["--eval-split", "dev"], "no split 'dev'")]:
+        r = CliRunner().invoke(app, ["ablate", "--model", "tiny-random-llava", "--out", str(tmp_path)] + args)
+        lines = [l for l in r.stderr.splitlines() if l.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], r.stderr

@@ -5,6 +5,7 @@ headless Chromium."""
 import csv
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -258,6 +259,56 @@ def test_latex_table():
     assert tex.count("\\midrule") == 2  # after the header, between the families
 
 
+def task_records():
+    """Image-heavy, tasks shape (a, b) and digit (c): clean a, b, c right; misleading a wrong."""
+    records = [rec(i, c, 0, 1 if (i, c) == ("a", "misleading_text") else 0) for i in "abc"
+               for c in ("clean", "misleading_text")]
+    return [{**r, "task": "digit" if r["id"] == "c" else "shape"} for r in records]
+
+
+def test_tables_by_task():
+    summary = {"conditions": summarize(task_records(), REFERENCE_CONDITION, n_boot=20)["conditions"]}
+    lines = render_table(summary, "md", by_task=True).splitlines()
+    assert lines[0] == ("| family | condition | task | n | accuracy % [95% CI] | delta pts [95% CI] | flips % | "
+                        "followed % |")
+    assert lines[1] == "|---|---|---|---:|---:|---:|---:|---:|"
+    assert [l.split(" | ")[1:4] for l in lines[2:]] == [["clean", "digit", "1"], ["clean", "shape", "2"],
+                                                        ["misleading_text", "digit", "1"],
+                                                        ["misleading_text", "shape", "2"]]
+    assert lines[5].startswith("| image_heavy | misleading_text | shape | 2 | 50.0 [9.5, 90.5] | -50.0 [")
+    assert lines[5].endswith(" | 50.0 | – |")  # a flipped, no distractor recorded
+    rows = list(csv.DictReader(io.StringIO(render_table(summary, "csv", by_task=True))))
+    assert [(r["condition"], r["task"], r["accuracy"], r["delta"]) for r in rows] == [
+        ("clean", "digit", "100.0", ""), ("clean", "shape", "100.0", ""), ("misleading_text", "digit", "100.0", "+0.0"),
+        ("misleading_text", "shape", "50.0", "-50.0")]
+    with pytest.raises(ValueError, match="md or csv"):
+        render_table(summary, "tex", by_task=True)
+
+
+def test_report_html_has_the_task_table(tmp_path):
+    run = make_run(tmp_path / "run", task_records())
+    html = write_report(run).read_text()
+    table = re.search(r'<table class="data" id="task-table">(.*?)</table>', html, re.S).group(1)
+    rows = re.findall(r"<tr class=\"[a-z]*\">(.*?)</tr>", table, re.S)
+    assert len(rows) == 4
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows[3])
+    assert cells[:6] == ["image_heavy", "misleading_text", "shape", "2", "2", "50.0"] and cells[7] == "-50.0"
+    plain = write_report(make_run(tmp_path / "plain", flip_records())).read_text()
+    assert 'id="task-table"' not in plain and "No record names a task." in plain
+
+
+def test_cli_report_by_task(tmp_path):
+    run = make_run(tmp_path / "run", task_records())
+    md = run_cli("report", run, "--format", "md", "--by-task")
+    assert md.returncode == 0 and md.stdout.startswith("| family | condition | task |"), md.stderr
+    assert "| image_heavy | misleading_text | shape | 2 | 50.0" in md.stdout
+    for args, message in [(["--format", "tex"], "use --format md or csv"), ([], "use --format md or csv")]:
+        result = run_cli("report", run, "--by-task", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+    result = run_cli("report", make_run(tmp_path / "plain", flip_records()), "--format", "md", "--by-task")
+    assert result.returncode == 2 and "no per-task figures" in result.stderr
+
+
 # --- compare ---------------------------------------------------------------------------------
 
 
@@ -401,6 +452,80 @@ def test_compare_names_the_eps_where_a_run_is_more_or_less_robust(tmp_path):
     same = compare_runs([base, base])
     assert "are not significantly different in robustness at any eps > 0 (smallest Holm p 1);" in robustness_verdict(
         same.robustness[0], ["a", "b"], 1)
+
+
+# --- mitigation targets over seeds -------------------------------------------------------------
+
+TARGET_CELLS = [("image_heavy", "clean"), ("image_heavy", "misleading_text"), ("text_heavy", "noise_image"),
+                ("text_heavy", "switched_image"), ("vqa", "clean")]
+
+
+def target_run(path, right):
+    """A run of 10 samples per cell; ``right``: per cell of TARGET_CELLS, the first k samples are right."""
+    records = [rec(f"{family}-{i}", condition, 0, 0 if i < k else 1, family=family)
+               for (family, condition), k in zip(TARGET_CELLS, right) for i in range(10)]
+    return make_run(path, records)
+
+
+def target_runs(tmp_path):
+    # base gaps: misleading 90 - 30 = 60 points, switched 80 - 40 = 40 points
+    base = target_run(tmp_path / "base", [9, 3, 8, 4, 5])
+    seed0 = target_run(tmp_path / "seed0", [9, 7, 8, 6, 5])  # gaps 20 (-66.7%) and 20 (-50%)
+    seed1 = target_run(tmp_path / "seed1", [8, 8, 8, 7, 6])  # gaps 0 (-100%) and 10 (-75%); IH clean -10
+    return base, seed0, seed1
+
+
+def test_mitigation_targets_over_seeds_by_hand(tmp_path):
+    from modint.report.targets import mitigation_targets
+
+    result = mitigation_targets(compare_runs(target_runs(tmp_path)))
+    cells = {(c["family"], c["condition"]): c for c in result["conditions"]}
+    mis = cells[("image_heavy", "misleading_text")]
+    assert mis["base"] == 0.3 and mis["runs"] == [0.7, 0.8]
+    assert mis["mean"] == pytest.approx(0.75) and mis["sd"] == pytest.approx(0.1 / math.sqrt(2))  # .05 * sqrt(2)
+    assert mis["change_mean"] == pytest.approx(0.45)
+    # McNemar per seed: s3-s6 (then s3-s7) went from wrong to right, nothing the other way
+    assert [(p["b"], p["c"]) for p in mis["paired"]] == [(0, 4), (0, 5)]
+    assert [p["mcnemar_p"] for p in mis["paired"]] == pytest.approx([2 / 2 ** 4, 2 / 2 ** 5])
+    gaps = {g["condition"]: g for g in result["gaps"]}
+    g = gaps["misleading_text"]
+    assert g["base_gap"] == pytest.approx(0.6) and g["gaps"] == pytest.approx([0.2, 0.0])
+    assert g["reductions"] == pytest.approx([2 / 3, 1.0])
+    assert g["reduction_mean"] == pytest.approx(5 / 6) and g["reduction_sd"] == pytest.approx((1 / 3) / math.sqrt(2))
+    assert g["reduction_mean"] == pytest.approx(1 - g["gap_mean"] / g["base_gap"])  # the mean gap's reduction
+    assert g["target"] == 0.7 and g["passed"]
+    sw = gaps["switched_image"]
+    assert sw["reductions"] == pytest.approx([0.5, 0.75]) and sw["reduction_mean"] == pytest.approx(0.625)
+    assert sw["target"] == 0.4 and sw["passed"]
+    refs = {r["family"]: r for r in result["references"]}
+    assert refs["image_heavy"]["changes"] == pytest.approx([0.0, -0.1])
+    assert refs["image_heavy"]["change_mean"] == pytest.approx(-0.05) and not refs["image_heavy"]["passed"]
+    assert refs["text_heavy"]["passed"] and refs["vqa"]["change_mean"] == pytest.approx(0.05) and refs["vqa"]["passed"]
+    assert result["passed"] is False and result["missing_targets"] == []
+
+
+def test_mitigation_targets_without_a_base_gap_fail(tmp_path):
+    from modint.report.targets import mitigation_targets
+
+    base = target_run(tmp_path / "base", [5, 6, 8, 4, 5])  # misleading text above clean: no gap to reduce
+    result = mitigation_targets(compare_runs([base, target_run(tmp_path / "run", [5, 6, 8, 8, 5])]))
+    gaps = {g["condition"]: g for g in result["gaps"]}
+    assert gaps["misleading_text"]["reduction_mean"] is None and gaps["misleading_text"]["passed"] is False
+    assert gaps["switched_image"]["reductions"] == pytest.approx([1.0]) and gaps["switched_image"]["passed"]
+    assert not result["passed"]
+
+
+def test_compare_targets_cli(tmp_path):
+    base, seed0, seed1 = target_runs(tmp_path)
+    result = run_cli("compare", base, seed0, seed1, "--targets", "--json", tmp_path / "t.json")
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert "75.0 ± 7.1" in text and "+45.0 ± 7.1" in text  # misleading text: mean ± sd, change against base
+    assert "83.3% ± 23.6" in text and "67% 100%" in text and "62.5% ± 17.7" in text
+    assert "targets missed: image_heavy clean" in text
+    assert json.loads((tmp_path / "t.json").read_text())["passed"] is False
+    bad = run_cli("compare", base, seed0, "--json", tmp_path / "x.json")
+    assert bad.returncode == 2 and "add --targets" in bad.stderr
 
 
 # --- CLI -------------------------------------------------------------------------------------

@@ -243,7 +243,7 @@ def train(
     recipe: Optional[str] = typer.Option(None, help="sft, vqa_only, aug, aug_kl, aug_kl_pgd (= the paper's method; "
                                          "the default)."),
     out_dir: Path = typer.Option(Path("runs/train"), "--out", help="Output directory: model/, train_log.jsonl, "
-                                 "checkpoint/, diagnosis/."),
+                                 "checkpoint/, diagnosis-val/ (val), diagnosis/ (test), selection/."),
     config_file: Optional[Path] = typer.Option(None, "--config", help="YAML file of TrainConfig fields."),
     set_: list[str] = typer.Option([], "--set", help="Override a TrainConfig field: --set lr=1e-4 (repeatable)."),
     epochs: Optional[float] = typer.Option(None, help="Epochs over the anchors (default 1)."),
@@ -254,13 +254,20 @@ def train(
     seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
     checkpoint_every: Optional[int] = typer.Option(None, min=1, help="Save a resumable checkpoint every N steps."),
     resume: bool = typer.Option(False, help="Continue from OUT/checkpoint."),
-    eval_split: str = typer.Option("test", help="Split the final model is diagnosed on."),
-    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in the final diagnosis."),
-    eval_seed: int = typer.Option(0, help="Seed of the final diagnosis (perturbation draws, CIs). The default is "
+    eval_split: str = typer.Option("test", help="Split the final model is diagnosed on, once, into OUT/diagnosis."),
+    val_split: str = typer.Option("val", help="Split diagnosed first, into OUT/diagnosis-val: choose settings on it, "
+                                  "never on test (none: skip)."),
+    select_on_val: bool = typer.Option(False, help="Diagnose val at every --checkpoint-every step and after the last "
+                                       "(OUT/selection/), keep the weights with the best --select-by score, then "
+                                       "diagnose test once. Default: the final weights."),
+    select_by: str = typer.Option("worst_case", help="worst_case: mean over families of the accuracy right under "
+                                  "every condition; mean: mean accuracy over the family x condition rows."),
+    eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many samples in each diagnosis."),
+    eval_seed: int = typer.Option(0, help="Seed of the diagnoses (perturbation draws, CIs). The default is "
                                   "`modint diagnose`'s, so the result pairs with a diagnosis of the model before; "
                                   "--seed only changes the training."),
-    diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
-                                        "OUT/diagnosis."),
+    diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model on val "
+                                        "and test."),
     report_to: str = typer.Option("none", help="Where step scalars and the final diagnosis go: tensorboard "
                                   "(OUT/tensorboard), wandb, all or none (the Hugging Face Trainer's names)."),
     device: str = DEVICE_OPTION,
@@ -268,16 +275,29 @@ def train(
     trust_remote_code: bool = REMOTE_CODE_OPTION,
 ) -> None:
     """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
-    consistency), save it in the Hugging Face layout, and diagnose it. Runs under
-    `accelerate launch` for data parallelism."""
+    consistency), save it in the Hugging Face layout, and diagnose it: on val, then on test once.
+    Runs under `accelerate launch` for data parallelism."""
+    import json
+    import shutil
+
     from modint.data.registry import load_benchmark
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.mitigate.select import CRITERIA, CheckpointSelector, val_score
     from modint.mitigate.train import train as run_training
     from modint.models.loading import ModelLoadError, load_adapter
 
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    val = None if val_split.lower() == "none" else val_split
+    if val == eval_split:
+        usage_error(f"--val-split and --eval-split are both {val!r}: choosing on the split that is reported is "
+                    "what val is for avoiding (--val-split none skips val)")
+    if select_on_val and (val is None or not cfg.checkpoint_every):
+        usage_error("--select-on-val needs a val split and --checkpoint-every N (the steps it chooses from)")
+    if select_on_val and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        usage_error("--select-on-val runs in one process: launch without accelerate")
+    if select_by not in CRITERIA:
+        usage_error(f"unknown --select-by {select_by!r}; use one of {', '.join(CRITERIA)}")
     from dataclasses import asdict
 
     from modint.mitigate.logging_backends import last_logged_step, make_logger
@@ -288,12 +308,28 @@ def train(
         usage_error(str(exc))
     try:
         samples = load_benchmark(benchmark, split=split, limit=limit)
+        val_samples = load_benchmark(benchmark, split=val, limit=eval_limit) if val else []
+        test_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit) if diagnose_after else []
     except (KeyError, ValueError) as exc:
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
+    out_dir = Path(out_dir)
+    run_info = {"model": str(out_dir / "model"), "benchmark": benchmark, "trained_from": model, "recipe": cfg.recipe}
+    if not resume:  # a fresh run: diagnoses of earlier weights must not be resumed into
+        for stale in ("diagnosis-val", "diagnosis", "selection"):
+            shutil.rmtree(out_dir / stale, ignore_errors=True)
+    selector = None
+    if select_on_val:
+        def evaluate(step: int) -> dict:
+            summary = _diagnose_into(adapter, val_samples, out_dir / "selection" / f"step-{step:06d}", eval_seed,
+                                     {**run_info, "split": val, "step": step}, progress=False)
+            err.print(f"modint: step {step} on {val}: {select_by} {val_score(summary, select_by):.4f}")
+            return summary
+
+        selector = CheckpointSelector(evaluate, out_dir / "selection", select_by, resume=resume)
     with _progress() as bar:
         task = bar.add_task(f"train {cfg.recipe}", total=None)
 
@@ -301,25 +337,42 @@ def train(
             bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
 
         try:
-            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume, logger=logger)
+            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume,
+                                     selector=selector, logger=logger)
         except ValueError as exc:
             failure(str(exc))
     out.print(f"Model: {model_dir}")
-    if diagnose_after:
-        eval_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit)
-        with _progress() as bar:
-            task = bar.add_task("diagnose", total=None)
-            summary = run_diagnosis(adapter, eval_samples, Path(out_dir) / "diagnosis", DiagnoseConfig(seed=eval_seed),
-                                    progress=lambda d, t: bar.update(task, completed=d, total=t),
-                                    run_info={"model": str(model_dir), "benchmark": benchmark, "split": eval_split,
-                                              "trained_from": model, "recipe": cfg.recipe})
+    if selector is not None:
+        chosen = selector.best["step"]
+        shutil.rmtree(out_dir / "diagnosis-val", ignore_errors=True)
+        shutil.copytree(out_dir / "selection" / f"step-{chosen:06d}", out_dir / "diagnosis-val")
+        scores = out_dir / "selection" / "selection.json"
+        out.print(summary_table(json.loads((out_dir / "diagnosis-val" / "summary.json").read_text())))
+        out.print(f"Selected on {val} by {select_by}: step {chosen} (scores: {scores}); its diagnosis: "
+                  f"{out_dir / 'diagnosis-val'}")
+    diagnoses = [(val, val_samples, "diagnosis-val")] if val and selector is None and diagnose_after else []
+    diagnoses += [(eval_split, test_samples, "diagnosis")] if diagnose_after else []
+    for split_name, split_samples, folder in diagnoses:
+        summary = _diagnose_into(adapter, split_samples, out_dir / folder, eval_seed, {**run_info, "split": split_name})
         if summary:
             out.print(summary_table(summary))
-            out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
-            if logger is not None:
+            out.print(f"Diagnosis ({split_name}): {out_dir / folder}")
+            if logger is not None and folder == "diagnosis":
                 logger.log_diagnosis(summary, step=last_logged_step(out_dir))
     if logger is not None:
         logger.close()
+
+
+def _diagnose_into(adapter, samples, folder: Path, seed: int, run_info: dict, progress: bool = True) -> dict:
+    """One diagnosis of the trained model (default conditions) into ``folder``."""
+    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+
+    if not progress:
+        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info)
+    with _progress() as bar:
+        task = bar.add_task(f"diagnose {run_info.get('split')}", total=None)
+        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info,
+                             progress=lambda d, t: bar.update(task, completed=d, total=t))
 
 
 def _as_field_type(key: str, value: Any, annotation: str) -> Any:
@@ -392,11 +445,17 @@ def ablate(
     limit: Optional[int] = typer.Option(None, min=1, help="At most this many training samples."),
     eval_limit: Optional[int] = typer.Option(None, min=1, help="At most this many evaluation samples."),
     seed: int = typer.Option(0, help="Seed for batches, views and PGD starts."),
+    seeds: Optional[str] = typer.Option(None, help="Train every recipe at each of these seeds (0,1,2; instead of "
+                                        "--seed) into OUT/RECIPE/seed-S/ and report mean ± sd over them."),
+    eval_split: str = typer.Option("test", help="Split every model is diagnosed on (val: into diagnosis-val/ and "
+                                   "base-val/, for choosing settings)."),
     eval_seed: int = typer.Option(0, help="Seed of every diagnosis (the base model's too); --seed only changes "
                                   "the training."),
 ) -> None:
     """The paper's ablation on one model: train each recipe, diagnose each, print a Markdown
-    table of accuracy under every condition (written to OUT/ablation.md)."""
+    table of accuracy under every condition (mean ± sd over --seeds; written to OUT/ablation.md,
+    and as JSON with deltas and every run's figures to OUT/ablation.json)."""
+    from modint.data.registry import load_benchmark
     from modint.mitigate.ablate import ablate as run_ablation
     from modint.mitigate.train import RECIPES
     from modint.models.loading import ModelLoadError, load_adapter
@@ -405,14 +464,25 @@ def ablate(
     for name in names:
         if name not in RECIPES:
             usage_error(f"unknown recipe {name!r}; use some of {', '.join(RECIPES)}")
+    seed_list = None
+    if seeds is not None:
+        try:
+            seed_list = [int(v) for v in _split_list(seeds) or []]
+        except ValueError:
+            usage_error(f"--seeds must be comma-separated integers, got {seeds!r}")
+        if not seed_list or len(set(seed_list)) < len(seed_list):
+            usage_error(f"--seeds needs distinct integers, got {seeds!r}")
     cfg = _train_config(model, config_file, set_, {"max_steps": max_steps}, seed)
     try:
+        load_benchmark("mini", split=eval_split, limit=1)
         load_adapter(model, seed=seed)
-    except (ModelLoadError, ValueError) as exc:
-        usage_error(str(exc))
-    table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, train_limit=limit,
-                         eval_limit=eval_limit, eval_seed=eval_seed, progress=lambda msg: err.print(f"modint: {msg}"))
+    except (KeyError, ValueError, ModelLoadError) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))
+    table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, eval_split=eval_split,
+                         train_limit=limit, eval_limit=eval_limit, eval_seed=eval_seed, seeds=seed_list,
+                         progress=lambda msg: err.print(f"modint: {msg}"))
     out.print(table)
+    out.print(f"Figures per run and mean ± sd: {out_dir / 'ablation.json'}")
 
 
 def robustness_table(summary: dict) -> Table:
@@ -567,13 +637,14 @@ def report(
                             "the manifest's benchmark for thumbnails); md, csv, tex: the family x condition table."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Write here instead (default: RUN/report.html for "
                                             "html, standard output for the tables)."),
+    by_task: bool = typer.Option(False, "--by-task", help="md, csv: a row per task of each family x condition."),
 ) -> None:
     """Write a run's report: the self-contained HTML page, or its table (accuracy with CI, delta with
     CI, flip rate, followed-distractor %) as Markdown, CSV or LaTeX for pasting into papers."""
     from modint.report.tables import run_report
 
     try:
-        text, path, note = run_report(run_dir, fmt, out_file)
+        text, path, note = run_report(run_dir, fmt, out_file, by_task=by_task)
     except ValueError as exc:
         usage_error(str(exc))
     if note:
@@ -589,6 +660,11 @@ def compare(
     run_dirs: list[Path] = typer.Argument(..., help="Two or more run directories; later ones are tested against "
                                           "the first."),
     out_file: Optional[Path] = typer.Option(None, "--out", help="Also write a self-contained HTML comparison here."),
+    targets: bool = typer.Option(False, "--targets", help="The first run is the base, the others mitigated runs "
+                                 "(seeds): mean ± sd per family x condition, gap reductions against the targets "
+                                 "(misleading text >= 70%, switched image >= 40%), references within 1 point, "
+                                 "McNemar per run."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="With --targets: also write the figures as JSON."),
 ) -> None:
     """Runs side by side: accuracy per family x condition per run, and for each later run an exact
     McNemar test against the first on the (id, condition) records they share (* marks p < 0.05).
@@ -596,16 +672,31 @@ def compare(
     from modint.report.compare import (RunError, compare_runs, comparison_table, per_eps_table, robustness_verdict,
                                        write_comparison)
 
+    if json_file is not None and not targets:
+        usage_error("--json writes the --targets figures: add --targets")
     try:
         cmp = compare_runs(run_dirs)
     except RunError as exc:
         usage_error(str(exc))
-    out.print(comparison_table(cmp))
-    if cmp.robustness:
-        out.print(per_eps_table(cmp))
-    for curve in cmp.robustness:
-        for i in range(1, len(cmp.runs)):
-            out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)
+    if targets:
+        import json
+
+        from modint.report.targets import mitigation_targets, targets_tables
+
+        result = mitigation_targets(cmp)
+        for part in targets_tables(result, cmp.labels):
+            out.print(part, highlight=False)
+        if json_file is not None:
+            json_file.parent.mkdir(parents=True, exist_ok=True)
+            json_file.write_text(json.dumps(result, indent=1))
+            out.print(f"wrote {json_file}")
+    else:
+        out.print(comparison_table(cmp))
+        if cmp.robustness:
+            out.print(per_eps_table(cmp))
+        for curve in cmp.robustness:
+            for i in range(1, len(cmp.runs)):
+                out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)
     if out_file is not None:
         out.print(f"wrote {write_comparison(cmp, out_file)}")
 

@@ -119,14 +119,49 @@ def _paired(ref: dict[str, dict], cond: dict[str, dict], n_boot: int, seed: int)
             "js_mean": float(np.mean(js)) if js else None, "gold_prob_shift": float(np.mean(shift)) if shift else None}
 
 
+def _figures(recs: dict[str, dict], ref_ok: dict[str, dict] | None, n_boot: int, seed: int) -> dict[str, Any]:
+    """The figures of one (family, condition) cell, or of one task in it: ``ref_ok`` is None on
+    the reference row (no paired figures), else the reference's non-error records."""
+    ok = _ok(recs)
+    k = sum(bool(r["correct"]) for r in ok.values())
+    paired = _paired(ref_ok or {}, ok, n_boot, seed)
+    named = [r for r in ok.values() if r.get("distractor") is not None]
+    followed = sum(_pred(r) == int(r["distractor"]) for r in named)
+    return {"n": len(ok), "n_paired": None if ref_ok is None else len(set(ref_ok) & set(ok)),
+            "accuracy": k / len(ok) if ok else None, "accuracy_ci95": list(wilson_ci(k, len(ok))),
+            **paired, "followed_distractor_rate": followed / len(named) if named else None,
+            "unparsed": sum(r.get("pred") is None for r in ok.values()), "errors": len(recs) - len(ok)}
+
+
+def _by_task(recs: dict[str, dict]) -> dict[str, dict[str, dict]]:
+    """task -> id -> record, for the records that name a task (others are in no task)."""
+    out: dict[str, dict[str, dict]] = {}
+    for i, r in recs.items():
+        if r.get("task") is not None:
+            out.setdefault(str(r["task"]), {})[i] = r
+    return dict(sorted(out.items()))
+
+
+def _worst_case(ok_by_cond: list[dict[str, dict]]) -> dict[str, Any]:
+    """Among ids that ran cleanly under every condition, those right under all of them."""
+    complete = set.intersection(*(set(o) for o in ok_by_cond))
+    k = sum(all(bool(o[i]["correct"]) for o in ok_by_cond) for i in complete)
+    return {"n_samples": len(set().union(*ok_by_cond)), "n_worst_case": len(complete),
+            "worst_case_accuracy": k / len(complete) if complete else None,
+            "worst_case_ci95": list(wilson_ci(k, len(complete)))}
+
+
 def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 2000, seed: int = 0,
               condition_order: Sequence[str] = ()) -> dict[str, Any]:
     """``{"conditions": [...], "families": [...]}``: one row per (family, condition) present.
 
     Paired figures compare a condition with its family's reference condition on the samples with a
-    non-error record under both; they are None on the reference row and when the reference is absent.
+    non-error record under both (``n_paired`` of them); they are None on the reference row (and
+    ``n_paired`` too) and when the reference is absent.
     Rows: families in FAMILY_ORDER then alphabetically; the reference condition first, then the
     others in ``condition_order`` (the engine passes the registry order), then alphabetically.
+    Each row and each family row has ``by_task``: task -> the same figures over the records of
+    that task (records name their task; records without one are in no task).
     """
     table = _index(records)
     rank = {c: i for i, c in enumerate(condition_order)}
@@ -136,29 +171,22 @@ def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 
         ref_name = reference.get(family)
         names = sorted((c for f, c in table if f == family),
                        key=lambda c: (c != ref_name, rank.get(c, len(rank)), c))
-        ref_ok = _ok(table.get((family, ref_name), {}))
+        ref_recs = table.get((family, ref_name), {})
+        ref_ok = _ok(ref_recs)
+        ref_tasks = _by_task(ref_ok)
         for name in names:
             recs = table[(family, name)]
-            ok = _ok(recs)
-            k = sum(bool(r["correct"]) for r in ok.values())
             is_ref = name == ref_name
-            # Seed from (seed, family, condition), not from position, so rows are reproducible alone.
-            paired = _paired({} if is_ref else ref_ok, ok, n_boot, derive_seed("bootstrap", seed, family, name))
-            named = [r for r in ok.values() if r.get("distractor") is not None]
-            followed = sum(_pred(r) == int(r["distractor"]) for r in named)
-            rows.append({"family": family, "condition": name, "is_reference": is_ref, "n": len(ok),
-                         "accuracy": k / len(ok) if ok else None, "accuracy_ci95": list(wilson_ci(k, len(ok))),
-                         **paired, "followed_distractor_rate": followed / len(named) if named else None,
-                         "unparsed": sum(r.get("pred") is None for r in ok.values()),
-                         "errors": len(recs) - len(ok)})
-        # Worst case: among ids that ran cleanly under every condition, those right under all of them.
+            # Seed from (seed, family, condition[, task]), not from position, so rows are reproducible alone.
+            figures = _figures(recs, None if is_ref else ref_ok, n_boot, derive_seed("bootstrap", seed, family, name))
+            by_task = {task: _figures(mine, None if is_ref else ref_tasks.get(task, {}), n_boot,
+                                      derive_seed("bootstrap", seed, family, name, task))
+                       for task, mine in _by_task(recs).items()}
+            rows.append({"family": family, "condition": name, "is_reference": is_ref, **figures, "by_task": by_task})
         ok_by_cond = [_ok(table[(family, c)]) for c in names]
-        complete = set.intersection(*(set(o) for o in ok_by_cond))
-        k = sum(all(bool(o[i]["correct"]) for o in ok_by_cond) for i in complete)
-        family_rows.append({"family": family, "n_samples": len(set().union(*ok_by_cond)), "conditions": names,
-                            "n_worst_case": len(complete),
-                            "worst_case_accuracy": k / len(complete) if complete else None,
-                            "worst_case_ci95": list(wilson_ci(k, len(complete)))})
+        tasks = sorted({t for o in ok_by_cond for t in _by_task(o)})
+        family_rows.append({"family": family, "conditions": names, **_worst_case(ok_by_cond),
+                            "by_task": {t: _worst_case([_by_task(o).get(t, {}) for o in ok_by_cond]) for t in tasks}})
     return {"conditions": rows, "families": family_rows}
 
 

@@ -374,10 +374,12 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 
 def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
           progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
-          logger: Any = None) -> Path:
+          logger: Any = None, selector: Any | None = None) -> Path:
     """Fine-tune ``adapter.model`` on ``samples``; writes OUT/model, OUT/train_log.jsonl and,
     with ``checkpoint_every``, OUT/checkpoint/ (``resume=True`` continues from it). ``logger``
-    (``modint.mitigate.logging_backends``) receives each logged step on rank 0."""
+    (``modint.mitigate.logging_backends``) receives each logged step on rank 0.
+    ``selector`` (a ``select.CheckpointSelector``): scores the weights at every checkpoint and
+    after the last step; the best ones are saved (one process only)."""
     cfg = cfg or TrainConfig()
     cfg.check()
     out = Path(out_dir)
@@ -385,6 +387,8 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     from modint.diagnose.engine import _distributed_state
 
     rank, world, _ = _distributed_state()
+    if selector is not None and world > 1:
+        raise ValueError("choosing a checkpoint on val runs in one process: launch without accelerate")
     families_trained = RECIPES[cfg.recipe][0]
     samples = [s for s in samples if s.family in families_trained]
     quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}
@@ -473,8 +477,13 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
                     _save_sharded_checkpoint(acc, sched, step, ckpt, rank)
                 elif rank == 0:
                     _save_checkpoint(adapter, opt, sched, step, ckpt)
+                if selector is not None:
+                    selector.consider(adapter, step)
         epoch += 1
     adapter.model.eval()
+    if selector is not None:
+        selector.consider(adapter, step)
+        selector.restore(adapter)
     model_dir = out / "model"
     full_state = acc.get_state_dict(prepared) if acc is not None else None  # collective: gathers the shards
     if rank == 0:

@@ -26,6 +26,7 @@ from modint.report.gain import gain_html
 from modint.report.page import json_block, page
 from modint.report.script import BROWSER_JS
 from modint.report.svg import esc
+from modint.report.tables import task_rows
 
 log = logging.getLogger(__name__)
 
@@ -162,21 +163,26 @@ def headline(summary: dict[str, Any]) -> str:
             f"<b>{esc(worst['condition'])}</b> on {where}, {100 * worst['delta']:+.1f} points{ci}.</p>")
 
 
-def _summary_table(summary: dict[str, Any]) -> str:
-    head = ("<tr><th class=l>family</th><th class=l>condition</th><th>n</th><th>accuracy %</th><th>95% CI</th>"
+def _summary_table(rows: Sequence[dict[str, Any]], by_task: bool = False) -> str:
+    """Every figure of each row; ``by_task``: rows of ``tables.task_rows`` (a task column)."""
+    task = "<th class=l>task</th>" if by_task else ""
+    head = (f"<tr><th class=l>family</th><th class=l>condition</th>{task}<th>n</th><th>paired</th><th>accuracy %</th>"
+            "<th>95% CI</th>"
             "<th>delta pts</th><th>delta 95% CI</th><th>flips %</th><th>harmful %</th><th>beneficial %</th>"
             "<th>McNemar p</th><th>JS</th><th>gold p shift</th><th>followed distractor %</th><th>unparsed</th>"
             "<th>errors</th></tr>")
-    rows = []
-    for c in summary.get("conditions", []):
+    cells = []
+    for c in rows:
         d = c.get("delta")
         cls = "neg" if (d or 0) < -1e-12 else ("pos" if (d or 0) > 1e-12 else "")
         p = c.get("mcnemar_p")
         sig = " sig" if p is not None and p < 0.05 else ""
         shift = c.get("gold_prob_shift")
-        rows.append(
+        task_cell = f"<td class=l>{esc(c.get('task'))}</td>" if by_task else ""
+        cells.append(
             f"<tr class=\"{'ref' if c.get('is_reference') else ''}\"><td class=l>{esc(c.get('family'))}</td>"
-            f"<td class=l>{esc(c.get('condition'))}</td><td>{esc(c.get('n'))}</td>"
+            f"<td class=l>{esc(c.get('condition'))}</td>{task_cell}"
+            f"<td>{esc(c.get('n'))}</td><td>{'–' if c.get('n_paired') is None else esc(c['n_paired'])}</td>"
             f"<td>{_pct(c.get('accuracy'))}</td><td>{_ci(c.get('accuracy_ci95'))}</td>"
             f"<td class=\"{cls}\">{_pct(d, True)}</td><td>{_ci(c.get('delta_ci95'), True)}</td>"
             f"<td>{_pct(c.get('flip_rate'))}</td><td>{_pct(c.get('harmful_flip_rate'))}</td>"
@@ -186,7 +192,8 @@ def _summary_table(summary: dict[str, Any]) -> str:
             f"<td>{'–' if shift is None else _signed3(shift)}</td>"
             f"<td>{_pct(c.get('followed_distractor_rate'))}</td><td>{esc(c.get('unparsed', 0))}</td>"
             f"<td>{esc(c.get('errors', 0))}</td></tr>")
-    return f'<div class="scroll"><table class="data">{head}{"".join(rows)}</table></div>'
+    table_id = ' id="task-table"' if by_task else ""
+    return f'<div class="scroll"><table class="data"{table_id}>{head}{"".join(cells)}</table></div>'
 
 
 def _families_section(summary: dict[str, Any]) -> str:
@@ -488,8 +495,13 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = Non
     if gain:
         nav.append(("gain", "Multimodal gain"))
         body.append(f'<section id="gain"><h2>Multimodal gain and leakage</h2>{gain}</section>')
-    nav += [("table", "Table"), ("samples", "Samples"), ("manifest", "Manifest")]
-    body.append(f'<section id="table"><h2>All figures</h2>{_summary_table(summary)}</section>')
+    nav += [("table", "Table"), ("tasks", "Per task"), ("samples", "Samples"), ("manifest", "Manifest")]
+    body.append(f'<section id="table"><h2>All figures</h2>{_summary_table(rows)}</section>')
+    by_task = task_rows(summary)
+    body.append('<section id="tasks"><h2>Per task</h2><p class="muted">Every family x condition on the samples of '
+                'each task; paired figures against the reference on the same samples ("paired" of them).</p>'
+                + (_summary_table(by_task, by_task=True) if by_task else '<p class="muted">No record names a task.</p>')
+                + "</section>")
     body.append(f'<section id="samples"><h2>Per-sample browser</h2>{_browser_section(data, bool(samples))}</section>')
     meta = esc(json.dumps(manifest or {}, indent=2, ensure_ascii=False))
     body.append(f'<section id="manifest"><h2>Manifest</h2><details><summary>manifest.json</summary><pre>{meta}</pre>'

@@ -2,7 +2,8 @@
 
 Columns: family, condition, n, accuracy with its 95% CI, delta against the family's reference
 with its 95% CI (points), flip rate and followed-distractor rate (percent). Reference rows have
-no delta; a missing figure is empty (CSV), "–" (Markdown) or "--" (LaTeX).
+no delta; a missing figure is empty (CSV), "–" (Markdown) or "--" (LaTeX). ``by_task`` gives
+the same table with a row per task of each family x condition (Markdown and CSV).
 """
 
 from __future__ import annotations
@@ -47,30 +48,44 @@ def _cells(row: dict[str, Any], dash: str, ci: Callable[[str, str], str]) -> lis
 HEADERS = ("family", "condition", "n", "accuracy % [95% CI]", "delta pts [95% CI]", "flips %", "followed %")
 
 
-def markdown(summary: dict[str, Any]) -> str:
+def task_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """A row per (family, condition, task): the row's ``by_task`` figures with family, condition,
+    task and is_reference, in the summary's row order, tasks alphabetically."""
+    return [{"family": row.get("family"), "condition": row.get("condition"), "task": task,
+             "is_reference": row.get("is_reference"), **figures}
+            for row in summary.get("conditions", []) for task, figures in sorted((row.get("by_task") or {}).items())]
+
+
+def _with_task(cells: list[str], row: dict[str, Any], by_task: bool) -> list[str]:
+    return cells[:2] + [str(row["task"])] + cells[2:] if by_task else cells
+
+
+def markdown(summary: dict[str, Any], by_task: bool = False) -> str:
     def cell(text: str) -> str:
         return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
-    lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
-    for row in summary.get("conditions", []):
-        lines.append("| " + " | ".join(cell(c) for c in _cells(row, "–", lambda a, b: f" [{a}, {b}]")) + " |")
+    headers = _with_task(list(HEADERS), {"task": "task"}, by_task)
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] * (len(headers) - 5) + ["---:"] * 5) + "|"]
+    for row in task_rows(summary) if by_task else summary.get("conditions", []):
+        cells = _with_task(_cells(row, "–", lambda a, b: f" [{a}, {b}]"), row, by_task)
+        lines.append("| " + " | ".join(cell(c) for c in cells) + " |")
     from modint.report.gain import gain_markdown
 
-    return "\n".join(lines) + "\n" + gain_markdown(summary)
+    return "\n".join(lines) + "\n" + ("" if by_task else gain_markdown(summary))
 
 
-def csv_table(summary: dict[str, Any]) -> str:
+def csv_table(summary: dict[str, Any], by_task: bool = False) -> str:
     """Numbers in percent (one decimal), CIs in their own columns, empty where missing."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(CSV_HEADER)
-    for row in summary.get("conditions", []):
+    writer.writerow(_with_task(list(CSV_HEADER), {"task": "task"}, by_task))
+    for row in task_rows(summary) if by_task else summary.get("conditions", []):
         alo, ahi = _ci_pair(row.get("accuracy_ci95"))
         dlo, dhi = _ci_pair(row.get("delta_ci95"))
         values = [row.get("family"), row.get("condition"), int(bool(row.get("is_reference"))), row.get("n"),
                   _p(row.get("accuracy")), _p(alo), _p(ahi), _p(row.get("delta"), True), _p(dlo, True),
                   _p(dhi, True), _p(row.get("flip_rate")), _p(row.get("followed_distractor_rate"))]
-        writer.writerow(["" if v is None else v for v in values])
+        writer.writerow(_with_task(["" if v is None else v for v in values], row, by_task))
     return buf.getvalue()
 
 
@@ -105,14 +120,18 @@ def latex(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_table(summary: dict[str, Any], fmt: str) -> str:
+def render_table(summary: dict[str, Any], fmt: str, by_task: bool = False) -> str:
     if fmt not in FORMATS:
         raise ValueError(f"unknown table format {fmt!r} (use one of {', '.join(FORMATS)})")
+    if by_task:
+        if fmt == "tex":
+            raise ValueError("the per-task table comes as md or csv (--format md --by-task)")
+        return {"md": markdown, "csv": csv_table}[fmt](summary, by_task=True)
     return {"md": markdown, "csv": csv_table, "tex": latex}[fmt](summary)
 
 
-def run_report(run_dir: str | Path, fmt: str = "html",
-               out: str | Path | None = None) -> tuple[str | None, Path | None, str]:
+def run_report(run_dir: str | Path, fmt: str = "html", out: str | Path | None = None,
+               by_task: bool = False) -> tuple[str | None, Path | None, str]:
     """``modint report``: (table text or None, path written or None, a note for the user).
 
     html re-writes RUN/report.html (or ``out``) with the samples rebuilt from the manifest's
@@ -123,6 +142,8 @@ def run_report(run_dir: str | Path, fmt: str = "html",
 
     if fmt not in ("html", *FORMATS):
         raise ValueError(f"unknown report format {fmt!r} (use html, {', '.join(FORMATS)})")
+    if by_task and fmt not in ("md", "csv"):
+        raise ValueError("--by-task prints a table: use --format md or csv (the HTML report always has it)")
     run = load_run(run_dir, need_summary=True)
     if fmt == "html":
         from modint.report.html import write_report
@@ -130,7 +151,11 @@ def run_report(run_dir: str | Path, fmt: str = "html",
         samples = samples_for_run(run.manifest, run.records)
         note = "" if samples else "the samples could not be rebuilt from the manifest: no thumbnails or texts"
         return None, write_report(run.path, samples=samples, path=out), note
-    text = render_table(run.summary or {}, fmt)
+    if by_task and not any(row.get("by_task") for row in (run.summary or {}).get("conditions", [])):
+        raise ValueError(f"{run.path}: the summary has no per-task figures (records name no task, or the run "
+                         f"predates them: its `modint diagnose` command run again with the same --out refreshes "
+                         f"summary.json)")
+    text = render_table(run.summary or {}, fmt, by_task)
     if out is None:
         return text, None, ""
     target = Path(out)
