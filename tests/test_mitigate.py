@@ -461,24 +461,3 @@ def test_lora_trains_the_language_model_only_and_saves_a_plain_merged_model(tmp_
     samples = [s.replace(image=load_image(s)) for s in train_samples[:3]]
     for a, b in zip(adapter.score(samples), reloaded.score(samples)):
         np.testing.assert_allclose(a.probs, b.probs, atol=1e-5)
-
-
-def test_mitigation_targets_by_hand():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "recipes" / "check_mitigation.py"
-    spec = importlib.util.spec_from_file_location("check_mitigation", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-
-    def summary(ih, mis, th, sw, vqa):
-        return {"conditions": [{"family": f, "condition": c, "accuracy": a} for f, c, a in [
-            ("image_heavy", "clean", ih), ("image_heavy", "misleading_text", mis), ("text_heavy", "noise_image", th),
-            ("text_heavy", "switched_image", sw), ("vqa", "clean", vqa)]]}
-
-    base = summary(0.90, 0.30, 0.80, 0.40, 0.50)  # gaps 60 and 40 points
-    # references -1.0 (on the limit), -1.5, +2; gaps 60 -> 17 (-72%) and 40 -> 21.5 (-46%)
-    run = summary(0.89, 0.72, 0.785, 0.57, 0.52)
-    checks = module.mitigation_checks(base, run)
-    assert [ok for _, ok, _ in checks] == [True, False, True, True, False]
-    assert [figure for *_, figure in checks] == ["-1.0", "-1.5", "+2.0", "60.0 -> 17.0 (-72%)", "40.0 -> 21.5 (-46%)"]

@@ -66,7 +66,7 @@ class DemoConfig:
     binding_vqa_share: float = 0.34
     binding_vision_lr_factor: float = 0.3
     # Training-only supervision of binding, in the stages named (comma-separated; "" = none).
-    # recipes/probe_binding.py: the projector kept 37% of per-patch shape, and the LM's attention
+    # scripts/probe_binding.py: the projector kept 37% of per-patch shape, and the LM's attention
     # at the answer position spread over all objects (docs/demo-model.md, "Where VQA is lost").
     # - patch heads: from what the LM reads (the projector's output, RMS-normalised as the LM's
     #   first norm sees it) per-patch heads name the shape and colour covering each patch, on

@@ -1,6 +1,6 @@
 """Train the embedded demo model (the default --model) from scratch on the mini training split.
 
-    python recipes/train_demo.py --out src/modint/assets/demo [--scale 1.0] [--seed 0]
+    python scripts/train_demo.py --out src/modint/assets/demo [--scale 1.0] [--seed 0]
 
 Same as `modint zoo train-demo`. About 1 hour 50 minutes on 2 CPU cores at scale 1.0; the recipe,
 its design and how the shipped weights were made: docs/demo-model.md.
