@@ -389,20 +389,6 @@ def test_train_cli_mistakes_exit_2(tmp_path):
         assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
 
 
-def test_train_settings_take_numbers_as_yaml_cannot(tmp_path):
-    """YAML reads 1e-3 as a string; --set and config files still mean the number."""
-    from modint.cli import _train_config
-
-    (tmp_path / "c.yaml").write_text("lr: 3e-4\nmax_steps: '20'\n")
-    cfg = _train_config("some/model", tmp_path / "c.yaml", ["preserve_weight=1", "pgd_eps=5e-2"], {}, seed=0)
-    assert (cfg.lr, cfg.max_steps, cfg.preserve_weight, cfg.pgd_eps) == (3e-4, 20, 1.0, 0.05)
-    assert isinstance(cfg.preserve_weight, float) and isinstance(cfg.max_steps, int)
-    import typer
-
-    with pytest.raises(typer.Exit):
-        _train_config("some/model", None, ["lr=fast"], {}, seed=0)
-
-
 def test_ablate_trains_diagnoses_at_the_eval_seed_and_reuses_finished_recipes(tmp_path):
     from modint.mitigate.ablate import ablate
 

@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -282,61 +282,18 @@ def train(
             out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
 
 
-def _as_field_type(key: str, value: Any, annotation: str) -> Any:
-    """YAML reads ``1e-3`` as a string (its floats need a dot): convert numbers for numeric
-    fields, so ``--set lr=1e-3`` works; anything that is not a number is a usage error."""
-    kinds = {k.strip() for k in annotation.split("|")}
-    if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return value
-    try:
-        if "float" in kinds:
-            return float(value)
-        if "int" in kinds and not isinstance(value, float):
-            return int(value)
-    except ValueError:
-        usage_error(f"training setting {key}: expected a number, got {value!r}")
-    return value
-
-
 def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
     """TrainConfig from, in increasing priority: the published defaults, the model's preset
     (`demo`), a YAML file, --set KEY=VALUE, explicit options. Bad settings are usage errors."""
-    import dataclasses
+    from modint.mitigate.config import from_sources, presets
 
-    import yaml
-
-    from modint.mitigate.train import PRESETS, TrainConfig
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values: dict = dict(PRESETS.get(model, {}))
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            usage_error(f"{config_file}: cannot read the config: {exc}".replace("\n", " "))
-        if not isinstance(loaded, dict):
-            usage_error(f"{config_file}: expected a mapping of TrainConfig fields")
-        values.update(loaded)
-    for item in set_:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            usage_error(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = yaml.safe_load(raw)
-    values.update({k: v for k, v in cli_values.items() if v is not None})
-    values["seed"] = seed
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-    for key, value in values.items():
-        values[key] = _as_field_type(key, value, types[key])
+    preset = presets().get(model)
     try:
-        cfg = TrainConfig(**values)
-        cfg.check()
-    except (ValueError, TypeError) as exc:
+        cfg = from_sources(model if preset is not None else None, config_file, set_, {**cli_values, "seed": seed})
+    except ValueError as exc:
         usage_error(str(exc))
-    if model in PRESETS:  # said once the settings are known to be valid
-        err.print(f"modint: using the {model!r} preset {PRESETS[model]} (override with --set or options)")
+    if preset is not None:  # said once the settings are known to be valid
+        err.print(f"modint: using the {model!r} preset {preset} (override with --set or options)")
     return cfg
 
 

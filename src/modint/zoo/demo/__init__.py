@@ -39,7 +39,7 @@ the renderer knows, as targets), ``losses`` (training-only), ``model`` (architec
 ``loop`` (``train_demo``).
 """
 
-from modint.zoo.demo.config import DEMO_CHAT_TEMPLATE, DemoConfig
+from modint.zoo.demo.config import DEMO_CHAT_TEMPLATE, DemoConfig, load_demo_config
 from modint.zoo.demo.data import (Example, batches, binding_make, caption, concept_image, concept_scene, drill_examples,
                                   family_slots, filler, filler_sentence, fresh_pool, mixture_example, mixture_make,
                                   naming_example, naming_make, other_picture, pointer_curriculum, pointer_example,
@@ -52,12 +52,12 @@ from modint.zoo.demo.loop import train_demo, warm_up_vision, warmup_scene
 from modint.zoo.demo.model import build_demo, corpus_for_tokenizer, encode_examples, option_positions
 
 __all__ = [
-    "DEMO_CHAT_TEMPLATE", "DIGITS", "GLOBAL_HEADS", "NAMED_COLOURS", "N_SHAPES", "PATCH_HEADS", "SIDES", "DemoConfig",
-    "Example", "asked_patches", "attention_loss", "batches", "binding_make", "build_demo", "caption", "concept_image",
-    "concept_loss", "concept_scene", "corpus_for_tokenizer", "drill_examples", "encode_examples", "family_slots",
-    "filler", "filler_sentence", "fresh_pool", "head_loss", "letter_attention_loss", "mixture_example",
-    "mixture_make", "naming_example", "naming_make", "option_positions", "other_picture", "patch_heads",
-    "pointer_attention_loss", "pointer_curriculum", "pointer_example", "projector_patch_loss", "scene_labels",
-    "shape_class", "train_demo", "uninformative_image", "warm_up_vision", "warmup_scene", "weak_image",
-    "with_attention_targets",
+    "DEMO_CHAT_TEMPLATE", "DIGITS", "DemoConfig", "Example", "GLOBAL_HEADS", "NAMED_COLOURS", "N_SHAPES",
+    "PATCH_HEADS", "SIDES", "asked_patches", "attention_loss", "batches", "binding_make", "build_demo", "caption",
+    "concept_image", "concept_loss", "concept_scene", "corpus_for_tokenizer", "drill_examples", "encode_examples",
+    "family_slots", "filler", "filler_sentence", "fresh_pool", "head_loss", "letter_attention_loss",
+    "load_demo_config", "mixture_example", "mixture_make", "naming_example", "naming_make", "option_positions",
+    "other_picture", "patch_heads", "pointer_attention_loss", "pointer_curriculum", "pointer_example",
+    "projector_patch_loss", "scene_labels", "shape_class", "train_demo", "uninformative_image", "warm_up_vision",
+    "warmup_scene", "weak_image", "with_attention_targets",
 ]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
 
 from modint.models.tokenizer import llava_chat_template
+from modint.settings import parse_overrides, read_mapping, typed_values
 
 
 # LLaVA-1.5's conversation format without the system turn: the demo model is small and the
-# published system prompt would only add 35 tokens to every input (documented in the README).
+# published system prompt would only add 35 tokens to every input (docs/demo-model.md).
 DEMO_CHAT_TEMPLATE = llava_chat_template(with_system=False)
 
 
@@ -44,30 +47,26 @@ class DemoConfig:
     # mixture knobs (fractions within a family)
     caption_rate: float = 0.6
     weak_image_rate: float = 0.5  # of captioned image-heavy prompts: the caption carries the answer
-    # ... rising linearly to this by the mixture's end (-1: constant). The caption shortcut fades
-    # as the tower gets better at reading pictures (run 6); leaning harder on captions late keeps it.
+    # ... rising linearly to this by the mixture's end (-1: constant): the caption shortcut stays
+    # while the tower gets better at reading pictures.
     weak_image_rate_end: float = 0.9
     # ... and of captioned image-heavy prompts, the share whose picture shows another scene of the
     # same task (a noisy web pair: the text right, the picture not), so the caption wins a
-    # conflict. Run 10 read pictures so well (degraded or not) that agreeing captions alone no
-    # longer taught caption trust (misleading text -4.7 points at mixture step 1500).
+    # conflict.
     mismatched_picture_rate: float = 0.3
     # The mixture draws fresh samples of the training split (indices < this, per family, made on
-    # demand) instead of the train_per_family pool: with 3000 per family run 6 scored 90% on
-    # training VQA and 43% on test VQA (it memorised scenes).
+    # demand) instead of the train_per_family pool, so the model cannot memorise scenes.
     mixture_pool: int = 100000  # 0: the train_per_family pool
     filler_rate: float = 0.15
     # Binding stage (after the mixture; 0 steps: off): the mixture's examples at its final habits,
-    # a third of every batch VQA, the tower at 0.3 x the lr. It is where mismatched pictures
-    # teach caption trust: in the mixture that habit did not form (run 10), here it forms
-    # within 100 steps (experiment 11), and 600 steps also raise VQA (run 11: 78 -> 87%).
+    # a third of every batch VQA, the tower at 0.3 x the lr: where mismatched pictures teach
+    # caption trust.
     binding_steps: int = 600
     binding_lr: float = 3e-4
     binding_vqa_share: float = 0.34
     binding_vision_lr_factor: float = 0.3
-    # Training-only supervision of binding, in the stages named (comma-separated; "" = none).
-    # scripts/probe_binding.py: the projector kept 37% of per-patch shape, and the LM's attention
-    # at the answer position spread over all objects (docs/demo-model.md, "Where VQA is lost").
+    # Training-only supervision of binding, in the stages named (comma-separated; "" = none)
+    # (docs/demo-model.md, "Where VQA is lost").
     # - patch heads: from what the LM reads (the projector's output, RMS-normalised as the LM's
     #   first norm sees it) per-patch heads name the shape and colour covering each patch, on
     #   `patch_scenes` fresh VQA training scenes per step (0: batch_size);
@@ -83,7 +82,7 @@ class DemoConfig:
     # - pointer attention: on multiple-choice examples, one head's attention from the answer
     #   position must fall on the right option's text, and a head in a lower layer must carry
     #   each option's letter onto its text: the circuit that turns the concept (deep
-    #   supervision) into its letter. Runs 8 and 9 sat at chance on pointing without it.
+    #   supervision) into its letter.
     pointer_attention_weight: float = 0.5
     pointer_attention_layer: int = 4
     pointer_attention_head: int = 0
@@ -97,10 +96,7 @@ class DemoConfig:
     side_flags: bool = True
     # Arithmetic drill: per step of the stages named, this many fresh arithmetic questions of the
     # training split join the batch, as text-only naming ("What is 7 - 3?" -> "4") or as the
-    # multiple-choice question. After run 10's mixture the LM named only 30% of sums right
-    # (text-heavy arithmetic 58% in multiple choice): 155 facts drowned in the mixture. Naming
-    # alone (experiment 13) raised naming to 55% and left multiple-choice arithmetic at 56%; half
-    # of them as multiple choice (run 12) lifted it to 78%.
+    # multiple-choice question: the arithmetic facts are few beside the rest of the mixture.
     drill_examples: int = 16
     drill_stages: str = "binding"
     # ... of which this share is posed as the multiple-choice question itself (its picture and
@@ -121,3 +117,12 @@ class DemoConfig:
                 setattr(out, name, max(1, int(round(getattr(out, name) * scale))))
         return out
 
+
+
+def load_demo_config(yaml_file: str | Path | None = None, overrides: Sequence[str] = ()) -> DemoConfig:
+    """``DemoConfig`` from its defaults, a YAML file (``configs/demo_model.yaml`` writes them all
+    out) and ``"KEY=VALUE"`` overrides, each value of its field's type. Raises ValueError naming
+    the source and the setting for an unknown setting or a value of the wrong type."""
+    layers = [(str(yaml_file), read_mapping(yaml_file))] if yaml_file is not None else []
+    layers.append(("--set", parse_overrides(overrides)))
+    return DemoConfig(**typed_values(DemoConfig, layers, what="demo setting"))

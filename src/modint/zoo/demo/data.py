@@ -124,7 +124,7 @@ def weak_image(image: Image.Image, rng: np.random.Generator) -> Image.Image:
     """The same picture, harder to read by a random amount: shrunk and blurred, desaturated and
     washed out together. A continuum from barely touched to unreadable, so that the model cannot
     tell when the caption carries the answer and learns to trust it in general, as web alt-text
-    teaches real MLLMs to (a fixed, easily recognised degradation taught run 4 nothing of the kind)."""
+    teaches real MLLMs to (a fixed degradation is easily recognised)."""
     strength = float(rng.uniform(0.2, 1.0))
     side = max(4, int(round(40 - 36 * strength)))
     small = image.convert("RGB").resize((side, side), Image.BILINEAR)

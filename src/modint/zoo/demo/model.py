@@ -19,7 +19,7 @@ def corpus_for_tokenizer(samples: list[Sample], rng: np.random.Generator) -> Ite
         yield user_text(s) + " " + " ".join(s.options)
     for _ in range(3000):
         yield filler_sentence(rng)
-    for concept, pair in facts.CONCEPT_FACTS.items():
+    for pair in facts.CONCEPT_FACTS.values():
         yield " ".join(pair)
     yield " ".join(f"Which option is {c}?" for c in facts.SHAPES + facts.KB_COLOURS)
 
