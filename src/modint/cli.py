@@ -168,8 +168,8 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
          keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
     from modint.data.registry import load_benchmark
+    from modint.api import run_diagnosis
     from modint.data.sample import SampleError
-    from modint.diagnose.engine import run_diagnosis
     from modint.models.loading import ModelLoadError, load_adapter
 
     try:
@@ -242,8 +242,9 @@ def train(
     """Fine-tune a model with the mitigation framework (heuristic views + embedding PGD +
     consistency), save it in the Hugging Face layout, and diagnose it. Runs under
     `accelerate launch` for data parallelism."""
+    from modint.api import run_diagnosis
     from modint.data.registry import load_benchmark
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.diagnose.engine import DiagnoseConfig
     from modint.mitigate.train import train as run_training
     from modint.models.loading import ModelLoadError, load_adapter
 
@@ -333,6 +334,8 @@ def ablate(
 
 
 def robustness_table(summary: dict) -> Table:
+    from modint.report.format import percent
+
     table = Table(title="Robustness under PGD on the irrelevant modality")
     for name in ("family", "space", "eps", "unit", "n", "acc %", "attack success %"):
         table.add_column(name, justify="left" if name in ("family", "space", "unit") else "right")
@@ -341,8 +344,7 @@ def robustness_table(summary: dict) -> Table:
             asr = p["attack_success_rate"]
             unit = {"pixel": "/255", "embed": "x RMS"}.get(curve["space"], curve["eps_unit"])
             table.add_row(curve["family"], curve["space"], f"{p['eps']:g}", unit, str(p["n"]),
-                          "–" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f}",
-                          "–" if asr is None else f"{100 * asr:.1f}")
+                          percent(p["accuracy"]), percent(asr))
     return table
 
 
@@ -355,11 +357,7 @@ def summary_table(summary: dict) -> Table:
                           ("err", "right")]:
         table.add_column(name, justify=justify)
 
-    def pct(v, signed=False):
-        return "–" if v is None else (f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}")
-
-    def ci(pair):
-        return "" if not pair or pair[0] is None else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+    from modint.report.format import percent as pct, percent_ci as ci
 
     for c in summary["conditions"]:
         table.add_row(c["family"], c["condition"], str(c["n"]), pct(c["accuracy"]), ci(c["accuracy_ci95"]),

@@ -15,6 +15,8 @@ from typing import Any, Callable, Sequence
 from modint.data.registry import load_benchmark
 from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
 from modint.mitigate.train import RECIPES, TrainConfig, train
+from modint.report.format import percent
+from modint.report.html import write_report_safely
 
 COLUMNS = [("image_heavy", "clean"), ("image_heavy", "unrelated_text"), ("image_heavy", "misleading_text"),
            ("text_heavy", "noise_image"), ("text_heavy", "switched_image"), ("text_heavy", "black_image"),
@@ -31,7 +33,7 @@ def ablation_table(summaries: dict[str, dict]) -> str:
         cells = []
         for key in COLUMNS:
             acc = rows.get(key, {}).get("accuracy")
-            cells.append("–" if acc is None else f"{100 * acc:.1f}")
+            cells.append(percent(acc))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -53,7 +55,8 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
     if not (base / "summary.json").exists():
         if progress:
             progress("diagnosing the base model")
-        run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=eval_seed))
+        if run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=eval_seed)):
+            write_report_safely(base, eval_samples)
     summaries["none (base model)"] = json.loads((base / "summary.json").read_text())
     for recipe in recipes:
         run = out / recipe
@@ -63,9 +66,10 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
                 progress(f"training {recipe}")
             adapter = load()
             train(adapter, train_samples, run, replace(base_cfg, recipe=recipe))
-            run_diagnosis(adapter, eval_samples, diag, DiagnoseConfig(seed=eval_seed),
-                          run_info={"model": str(run / "model"), "benchmark": benchmark, "split": eval_split,
-                                    "recipe": recipe})
+            if run_diagnosis(adapter, eval_samples, diag, DiagnoseConfig(seed=eval_seed),
+                             run_info={"model": str(run / "model"), "benchmark": benchmark, "split": eval_split,
+                                       "recipe": recipe}):
+                write_report_safely(diag, eval_samples)
         summaries[recipe] = json.loads((diag / "summary.json").read_text())
     table = ablation_table(summaries)
     (out / "ablation.md").write_text(table)

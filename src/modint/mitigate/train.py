@@ -347,9 +347,9 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     cfg.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from modint.diagnose.engine import _distributed_state
+    from modint.distributed import distributed_state
 
-    rank, world, _ = _distributed_state()
+    rank, world, _ = distributed_state()
     families_trained = RECIPES[cfg.recipe].families
     samples = [s for s in samples if s.family in families_trained]
     quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}

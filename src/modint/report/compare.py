@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from modint.diagnose.metrics import mcnemar_exact_p, wilson_ci
+from modint.diagnose.metrics import family_key, mcnemar_exact_p, wilson_ci
 from modint.report import svg
-from modint.report.html import _family_key, radar_label
+from modint.report.html import radar_label
 from modint.report.load import Run, RunError, load_run
 from modint.report.page import page
 from modint.report.svg import esc
@@ -106,7 +106,7 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
     for run in runs:
         for r in run.records:
             families[(str(r.get("family")), str(r.get("condition")))] = None
-    keys = sorted(families, key=lambda fc: (_family_key(fc[0]), _condition_key(fc[1])))
+    keys = sorted(families, key=lambda fc: (family_key(fc[0]), _condition_key(fc[1])))
     counts: dict[tuple[str, str], list[tuple[int, int] | None]] = {k: [None] * len(runs) for k in keys}
     oks = [_ok(run.records) for run in runs]
     family_of = {}
@@ -143,7 +143,7 @@ def _robustness(runs: Sequence[Run], oks: list[dict]) -> list[dict]:
             for p in c.get("points") or []:
                 entry["by_run"][i][float(p["eps"])] = p.get("accuracy")
     out = []
-    for (family, space), entry in sorted(curves.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+    for (family, space), entry in sorted(curves.items(), key=lambda kv: (family_key(kv[0][0]), kv[0][1])):
         eps = sorted({e for run in entry["by_run"] for e in run})
         attacked = [{k for k, r in ok.items() if str(r.get("family")) == family and r.get("attack_space") == space
                      and float(r.get("eps") or 0) > 0} for ok in oks]
