@@ -167,8 +167,8 @@ def attack(
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
          keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
-    from modint.data.registry import load_benchmark
     from modint.api import run_diagnosis
+    from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
     from modint.models.loading import ModelLoadError, load_adapter
 
