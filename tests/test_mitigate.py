@@ -369,6 +369,7 @@ def test_two_process_cpu_training_and_cli(tmp_path):
     assert (tmp_path / "model" / "config.json").exists()
 
 
+@pytest.mark.slow
 def test_train_cli_diagnoses_with_the_diagnose_default_seed_whatever_the_training_seed(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
     r = subprocess.run(MODINT + ["train", "--model", "tiny-random-llava", "--max-steps", "1", "--limit", "16",
