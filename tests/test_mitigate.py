@@ -182,7 +182,7 @@ def test_step_loss_parts_and_gradient_flow(train_samples):
     params = prepare_trainable(adapter, cfg)
     anchors = [s for s in train_samples if s.family != "vqa"][:2] + [s for s in train_samples if s.family == "vqa"][:1]
     loss, parts = step_loss(adapter, anchors, cfg, default_pools(train_samples), 0, 0)
-    assert set(parts) == {"ce", "adv_ce", "consistency", "loss"}
+    assert set(parts) == {"ce", "adv_ce", "pgd_margin", "consistency", "loss"}
     assert parts["loss"] == pytest.approx(parts["ce"] + parts["adv_ce"] + 0.01 * parts["consistency"], rel=1e-5)
     loss.backward()
     lm = [p for n, p in adapter.model.named_parameters() if "language_model" in n]

@@ -103,36 +103,63 @@ def test_the_graph_sees_module_level_and_local_imports():
     assert cycles({"a": {"b"}, "b": set()}) == []
 
 
-# The data formats import BenchmarkError from data.registry (inside functions), which imports the
-# formats: BenchmarkError now lives in data.sample, and the formats' imports move there with the
-# work under way in data/formats/.
-FORMATS_CYCLE = {"modint.data.registry", "modint.data.formats"}
+# Known cases, each to be fixed where its code is being edited (strict: the fix shows as XPASS).
+KNOWN_CYCLES = {
+    "registry": ({"modint.data.registry", "modint.data.formats"},
+                 "modint.data.registry <-> modint.data.formats.*: eleven imports of BenchmarkError from "
+                 "data.registry in data/formats/ still to move to modint.data.sample, where it lives now"),
+    "export": ({"modint.export", "modint.export.lmms_eval"},
+               "modint.export <-> modint.export.lmms_eval / vlmevalkit: the writers import helpers from the "
+               "package __init__, which imports the writers; the helpers want a module of their own"),
+    "cli": ({"modint.cli", "modint.cli_interop"},
+            "modint.cli <-> modint.cli_interop: cli registers the interop commands, which import cli's "
+            "console, usage_error and _run"),
+}
+KNOWN_PRIVATE = {
+    ("modint.cli_interop", "modint.cli", "_run"): "cli_interop calls cli._run (load, then diagnose)",
+    ("modint.data.formats.hf", "modint.data.formats.parquet", "_split_of"): "hf reuses parquet's _split_of",
+}
+
+
+def _is_known(component: list[str]) -> bool:
+    return any(members <= set(component) for members, _ in KNOWN_CYCLES.values())
 
 
 def test_no_import_cycle():
-    found = [c for c in cycles(import_graph()) if not FORMATS_CYCLE <= set(c)]
+    found = [c for c in cycles(import_graph()) if not _is_known(c)]
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=True, reason="cycle modint.data.registry <-> modint.data.formats.*: eleven imports of "
-                   "BenchmarkError from modint.data.registry in data/formats/ (edited elsewhere) still to move to "
-                   "modint.data.sample")
-def test_no_import_cycle_through_the_benchmark_registry():
-    found = [c for c in cycles(import_graph()) if FORMATS_CYCLE <= set(c)]
-    assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
+                                  for name, (_, reason) in KNOWN_CYCLES.items()])
+def test_known_cycle_is_gone(name):
+    members = KNOWN_CYCLES[name][0]
+    assert not [c for c in cycles(import_graph()) if members <= set(c)]
 
 
 def test_the_diagnosis_engine_does_not_import_the_reports():
     assert not {m for m in import_graph()["modint.diagnose.engine"] if m.startswith("modint.report")}
 
 
-def test_no_module_imports_another_modules_private_name():
+def private_imports() -> list[tuple[str, str, str, str]]:
+    """(importing module, imported module, private name, where) across modules."""
     mods = modules()
     known = set(mods)
-    private = [f"{path.relative_to(SRC)}:{line}: from {target} import {name}"
-               for source, path in mods.items() for target, name, line in imports(source, path, known)
-               if name and name.startswith("_") and not name.startswith("__") and target != source]
-    assert not private, "private names imported across modules:\n" + "\n".join(private)
+    return [(source, target, name, f"{path.relative_to(SRC)}:{line}")
+            for source, path in mods.items() for target, name, line in imports(source, path, known)
+            if name and name.startswith("_") and not name.startswith("__") and target != source]
+
+
+def test_no_module_imports_another_modules_private_name():
+    found = [f"{where}: from {target} import {name}" for source, target, name, where in private_imports()
+             if (source, target, name) not in KNOWN_PRIVATE]
+    assert not found, "private names imported across modules:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=reason))
+                                  for case, reason in KNOWN_PRIVATE.items()])
+def test_known_private_import_is_gone(case):
+    assert case not in [(source, target, name) for source, target, name, _ in private_imports()]
 
 
 def test_relative_local_and_private_imports_are_seen(tmp_path):

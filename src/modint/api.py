@@ -105,7 +105,8 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
 
 
 def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
-          progress: Callable[[int, int, dict], None] | None = None, resume: bool = False) -> Path:
+          progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
+          logger: Any = None) -> Path:
     """Fine-tune a model against modality interference (heuristic views + embedding-space PGD +
     consistency, or a simpler recipe).
 
@@ -119,6 +120,8 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
             ``modint.mitigate.config.from_sources`` builds one from a preset, YAML and overrides).
         progress: called with (step, total steps, loss parts) after every step.
         resume: continue from OUT/checkpoint.
+        logger: receives each logged step on rank 0 (``modint.mitigate.logging_backends``:
+            TensorBoard, Weights & Biases); None: only OUT/train_log.jsonl.
 
     Returns:
         The directory of the fine-tuned model (OUT/model).
@@ -127,7 +130,7 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         ValueError: bad settings, too few samples for one batch, or a combination not supported
             under sharded training.
     """
-    return _training.train(adapter, samples, out_dir, cfg, progress=progress, resume=resume)
+    return _training.train(adapter, samples, out_dir, cfg, progress=progress, resume=resume, logger=logger)
 
 
 def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config: PGDConfig | None = None

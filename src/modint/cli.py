@@ -89,6 +89,9 @@ def diagnose(
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
     strict: bool = typer.Option(False, help="Fail on the first bad sample instead of recording an error."),
+    text_model: Optional[str] = typer.Option(None, help="The LLM base run text only (a model, or the run directory "
+                                             "of its no_image answers, e.g. from `modint score`): adds MMStar's "
+                                             "multimodal leakage. Request no_image in --conditions."),
     trust_remote_code: bool = REMOTE_CODE_OPTION,
     quiet: bool = typer.Option(False, help="Print no table."),
 ) -> None:
@@ -103,6 +106,10 @@ def diagnose(
                             save_adversarial=save_adversarial)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
+    if summary and text_model:
+        from modint.cli_interop import leakage
+
+        summary = leakage(text_model, config, benchmark, split, limit, out_dir, device, dtype, trust_remote_code)
     if summary and not quiet:
         out.print(summary_table(summary))
         if summary.get("robustness"):
@@ -235,6 +242,8 @@ def train(
                                   "--seed only changes the training."),
     diagnose_after: bool = typer.Option(True, "--diagnose/--no-diagnose", help="Diagnose the trained model into "
                                         "OUT/diagnosis."),
+    report_to: str = typer.Option("none", help="Where step scalars and the final diagnosis go: tensorboard "
+                                  "(OUT/tensorboard), wandb, all or none (the Hugging Face Trainer's names)."),
     device: str = DEVICE_OPTION,
     dtype: str = DTYPE_OPTION,
     trust_remote_code: bool = REMOTE_CODE_OPTION,
@@ -251,6 +260,14 @@ def train(
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    from dataclasses import asdict
+
+    from modint.mitigate.logging_backends import last_logged_step, make_logger
+
+    try:
+        logger = make_logger(report_to, out_dir, config=asdict(cfg))
+    except ValueError as exc:
+        usage_error(str(exc))
     try:
         samples = load_benchmark(benchmark, split=split, limit=limit)
     except (KeyError, ValueError) as exc:
@@ -266,7 +283,7 @@ def train(
             bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
 
         try:
-            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume)
+            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume, logger=logger)
         except ValueError as exc:
             failure(str(exc))
     out.print(f"Model: {model_dir}")
@@ -281,6 +298,10 @@ def train(
         if summary:
             out.print(summary_table(summary))
             out.print(f"Diagnosis: {Path(out_dir) / 'diagnosis'}")
+            if logger is not None:
+                logger.log_diagnosis(summary, step=last_logged_step(out_dir))
+    if logger is not None:
+        logger.close()
 
 
 def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
@@ -596,6 +617,16 @@ def data_convert(
         print(f"left out {result['errors']} rows with errors:")
         for message in result["error_messages"][:show]:
             print(f"  {message}")
+
+
+def _register_interop() -> None:
+    from modint import cli_interop
+
+    app.command("score")(cli_interop.score)
+    app.command("export")(cli_interop.export)
+
+
+_register_interop()
 
 
 def main() -> None:

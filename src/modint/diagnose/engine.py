@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 from modint.data.sample import Sample, SampleError, load_image, validate_sample
 from modint.diagnose import rundir
 from modint.diagnose.metrics import robustness_curves, summarize
+from modint.diagnose.mmstar import multimodal_gain
 from modint.distributed import distributed_state
 from modint.perturb import (REFERENCE_CONDITION, apply_condition, condition_rank, conditions_for, default_pools,
                             get_condition)
@@ -336,6 +337,9 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     curves = robustness_curves(records, config.reference)
     if curves:
         summary["robustness"] = curves
+    gain = multimodal_gain(records, config.reference)
+    if gain:
+        summary["multimodal_gain"] = gain
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
     rundir.write_json(out / rundir.MANIFEST, _manifest(adapter, samples, config, run_info, records,

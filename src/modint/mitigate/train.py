@@ -201,6 +201,8 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
         adv_ce = answer_ce(adv_logits, adv_batch.labels, cfg.shift_logits)
         loss = loss + cfg.adv_weight * adv_ce
         parts["adv_ce"] = adv_ce.item()
+        rows = [anchor_rows[i] for i in attacked]  # how far PGD pushed the answer loss above the clean one
+        parts["pgd_margin"] = adv_ce.item() - answer_ce(out.logits[rows], batch.labels[rows], cfg.shift_logits).item()
         if with_consistency and cfg.consistency != "mse":
             # Adversarial views join the consistency term against their clean anchors.
             v_pos = paired_answer_states(adv_logits, adv_batch.labels, [(j, j) for j in range(len(attacked))],
@@ -340,9 +342,11 @@ def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
 
 
 def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
-          progress: Callable[[int, int, dict], None] | None = None, resume: bool = False) -> Path:
+          progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
+          logger: Any = None) -> Path:
     """Fine-tune ``adapter.model`` on ``samples``; writes OUT/model, OUT/train_log.jsonl and,
-    with ``checkpoint_every``, OUT/checkpoint/ (``resume=True`` continues from it)."""
+    with ``checkpoint_every``, OUT/checkpoint/ (``resume=True`` continues from it). ``logger``
+    (``modint.mitigate.logging_backends``) receives each logged step on rank 0."""
     cfg = cfg or TrainConfig()
     cfg.check()
     out = Path(out_dir)
@@ -417,18 +421,21 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
             if acc is None:
                 loss.backward()
                 _all_reduce_grads(params, world)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             else:
                 acc.backward(loss)
-                acc.clip_grad_norm_(params, cfg.grad_clip)
+                grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             sched.step()
             step += 1
             entry = {"step": step, "epoch": epoch, "lr": sched.get_last_lr()[0], **parts,
+                     "grad_norm": float(grad_norm) if grad_norm is not None else None,
                      "seconds": round(time.time() - started, 2)}
             if rank == 0 and (step % cfg.log_every == 0 or step == total):
                 with log_path.open("a") as f:
                     f.write(json.dumps(entry) + "\n")
+                if logger is not None:
+                    logger.log_step(step, entry)
             if progress:
                 progress(step, total, parts)
             if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < total:

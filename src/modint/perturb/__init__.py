@@ -42,6 +42,7 @@ class Condition:
     parameters: dict[str, Any] = field(default_factory=dict)
     attack_space: str | None = None  # "pixel" / "embed" for adversarial conditions
     default: bool = True  # run when no conditions are requested (adversarial ones are opt-in)
+    default_families: tuple[str, ...] | None = None  # where it runs unrequested (None: every family it applies to)
 
 
 def _clean(sample: Sample, rng: np.random.Generator, pools: Pools) -> Sample:
@@ -113,7 +114,10 @@ CONDITIONS: dict[str, Condition] = {c.name: c for c in (
     Condition("switched_image", (TEXT_HEAVY,), _switched_image, "an unrelated real image from the switch pool"),
     Condition("black_image", (TEXT_HEAVY,), _canvas(0), "a black canvas", {"size": CANVAS}),
     Condition("white_image", (TEXT_HEAVY,), _canvas(255), "a white canvas", {"size": CANVAS}),
-    Condition("no_image", (TEXT_HEAVY,), _no_image, "text only, the chat template without an image slot"),
+    # Requested for image-heavy and VQA samples, it measures the multimodal gain (MMStar).
+    Condition("no_image", (TEXT_HEAVY, IMAGE_HEAVY, VQA), _no_image, "text only, the chat template without an image slot "
+              "(image-heavy and VQA: when requested, for the multimodal gain)",
+              default_families=(TEXT_HEAVY,)),
     Condition("pgd_pixel", (TEXT_HEAVY,), _clean,
               "PGD (L-inf, eps in 1/255) on the reference image's pixels, through the model's own "
               "preprocessing; scored as a real 8-bit image", {"eps": 8.0}, attack_space="pixel", default=False),
@@ -158,7 +162,7 @@ def conditions_for(family: str, requested: Sequence[str] | None = None) -> list[
     """The conditions to run for a family, in registry (then eps) order: the default ones that
     apply, or the requested ones that apply (an unknown name raises KeyError)."""
     if requested is None:
-        names = [n for n, c in CONDITIONS.items() if c.default]
+        names = [n for n, c in CONDITIONS.items() if c.default and family in (c.default_families or c.families)]
     else:
         names = list(dict.fromkeys(get_condition(n).name for n in requested))
     return sorted((n for n in names if family in get_condition(n).families), key=condition_rank)

@@ -23,6 +23,7 @@ from modint.diagnose import rundir
 from modint.diagnose.metrics import family_key
 from modint.report import svg
 from modint.report.format import percent, percent_ci
+from modint.report.gain import gain_html
 from modint.report.page import json_block, page
 from modint.report.script import BROWSER_JS
 from modint.report.svg import esc
@@ -467,6 +468,10 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = Non
         body.append('<section id="robustness"><h2>Robustness curves</h2>'
                     '<p class="muted">Attack success rate: among samples right under the reference, the fraction '
                     f'the attack made wrong.</p>{_robustness_section(summary["robustness"])}</section>')
+    gain = gain_html(summary)
+    if gain:
+        nav.append(("gain", "Multimodal gain"))
+        body.append(f'<section id="gain"><h2>Multimodal gain and leakage</h2>{gain}</section>')
     nav += [("table", "Table"), ("samples", "Samples"), ("manifest", "Manifest")]
     body.append(f'<section id="table"><h2>All figures</h2>{_summary_table(summary)}</section>')
     body.append(f'<section id="samples"><h2>Per-sample browser</h2>{_browser_section(data, bool(samples))}</section>')

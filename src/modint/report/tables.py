@@ -54,7 +54,9 @@ def markdown(summary: dict[str, Any]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * 5) + "|"]
     for row in summary.get("conditions", []):
         lines.append("| " + " | ".join(cell(c) for c in _cells(row, "–", lambda a, b: f" [{a}, {b}]")) + " |")
-    return "\n".join(lines) + "\n"
+    from modint.report.gain import gain_markdown
+
+    return "\n".join(lines) + "\n" + gain_markdown(summary)
 
 
 def csv_table(summary: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from modint.data.formats import classfolder, parquet, records, textmc, vqa
+from modint.data.formats import classfolder, hf, parquet, records, textmc, vqa
 from modint.data.formats.common import LoadReport, row_error, spread
 from modint.data.sample import Sample
 
@@ -49,6 +49,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            textmc.detect_obqa, textmc.splits_obqa, textmc.load_obqa),
     Format("mmlu", "text_heavy", "data/{dev,val,test}/<subject>_<split>.csv (header-less)",
            textmc.detect_mmlu, textmc.splits_mmlu, textmc.load_mmlu),
+    Format("hf", "vqa", "Hugging Face save_to_disk folder or Parquet shards of ScienceQA-IMG, MMBench, SEED-Bench "
+           "or MMStar (lmms-lab layouts)", hf.detect, hf.splits, hf.load),
     Format("parquet", "text_heavy", "Hugging Face Parquet: MMLU (question, choices, answer) or OpenBookQA",
            parquet.detect, parquet.splits, parquet.load),
     Format("miniimagenet", "image_heavy", "images/ + {train,val,test}.csv (filename,label)",
@@ -59,7 +61,8 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
 )}
 ALIASES = {"caltech101": "classfolder", "caltech-101": "classfolder", "imagefolder": "classfolder",
            "mini-imagenet": "miniimagenet", "seed": "seedbench", "seed-bench": "seedbench", "obqa": "openbookqa",
-           "jsonl": "generic", "csv": "generic", "tsv": "generic", "mc-json": "published"}
+           "jsonl": "generic", "csv": "generic", "tsv": "generic", "mc-json": "published",
+           "huggingface": "hf", "arrow": "hf"}
 COMMON_OPTIONS = {"format": "the format, when detection is not wanted"}
 
 
