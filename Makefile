@@ -1,11 +1,11 @@
-# The two commands of the README. Both set up everything themselves on a fresh machine.
+# The commands of the README. Each sets up everything itself on a fresh machine.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.modint-installed
 OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_NO_ADVISORY_WARNINGS=1
 
-.PHONY: demo test setup
+.PHONY: demo test test-fast lint setup
 
 setup: $(STAMP)
 
@@ -22,3 +22,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest -q
+
+# The developer's loop: everything but the end-to-end tests marked slow (CI runs them all).
+test-fast: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(BIN)/python -m ruff --version >/dev/null 2>&1 || $(BIN)/python -m pip install -q ruff
+	$(BIN)/python -m ruff check src tests scripts

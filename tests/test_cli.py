@@ -49,6 +49,7 @@ def test_preview_writes_pngs(tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 3
 
 
+@pytest.mark.slow
 def test_attack_writes_robustness_curves(tmp_path):
     import json
 

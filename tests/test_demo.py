@@ -72,17 +72,17 @@ def test_recipe_runs_at_ci_size(tmp_path):
 
 
 def test_mixture_draws_fresh_training_samples_beyond_the_pool():
-    from modint.zoo.demo import DemoConfig, _batches
+    from modint.zoo.demo import DemoConfig, batches
 
     cfg = DemoConfig(batch_size=6)
     pool = {"image_heavy": ["pooled"], "text_heavy": ["pooled"], "vqa": ["pooled"]}
     take = lambda sample, rng, cfg, step: sample  # noqa: E731
-    first = [s.id for b in _batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
-    again = [s.id for b in _batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
+    first = [s.id for b in batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
+    again = [s.id for b in batches(pool, take, cfg, "mixture", 3, fresh_pool=100000) for s in b]
     assert first == again  # seeded
     assert all(i.startswith("train-") for i in first)
     assert max(int(i.rsplit("-", 1)[1]) for i in first) >= cfg.train_per_family  # not the small pool
-    assert [b for b in _batches(pool, take, cfg, "mixture", 1)] == [["pooled"] * 6]
+    assert [b for b in batches(pool, take, cfg, "mixture", 1)] == [["pooled"] * 6]
 
 
 def test_family_slots_in_turn_or_with_a_vqa_share():
@@ -105,14 +105,14 @@ def test_weak_image_rate_rises_over_the_mixture(monkeypatch):
     import numpy as np
 
     from modint.data.mini import load_mini
-    from modint.zoo import demo
+    from modint.zoo.demo import DemoConfig, data
 
-    cfg = demo.DemoConfig(mixture_steps=11, weak_image_rate=0.0, weak_image_rate_end=1.0, caption_rate=1.0)
+    cfg = DemoConfig(mixture_steps=11, weak_image_rate=0.0, weak_image_rate_end=1.0, caption_rate=1.0)
     rates = []
-    monkeypatch.setattr(demo, "mixture_example", lambda s, rng, c, rate: rates.append(rate))
+    monkeypatch.setattr(data, "mixture_example", lambda s, rng, c, rate: rates.append(rate))
     sample = load_mini("train", limit=1)[0]
     for step in (0, 5, 10):
-        demo._mixture_make(sample, np.random.default_rng(1), cfg, step)  # u = 0.51: a mixture example
+        data.mixture_make(sample, np.random.default_rng(1), cfg, step)  # u = 0.51: a mixture example
     assert [round(r, 6) for r in rates] == [0.0, 0.5, 1.0]
 
 
@@ -136,8 +136,8 @@ def test_projector_patch_loss_trains_the_tower_and_projector_not_the_lm():
 
     from modint.data.mini import load_mini
     from modint.models.tokenizer import train_bpe_tokenizer
-    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, DemoConfig, _projector_patch_loss, build_demo,
-                                 corpus_for_tokenizer, patch_heads)
+    from modint.zoo.demo import (DEMO_CHAT_TEMPLATE, DemoConfig, build_demo, corpus_for_tokenizer, patch_heads,
+                                 projector_patch_loss)
 
     cfg = DemoConfig(batch_size=2, text_hidden=32, text_layers=2, vision_hidden=32, vision_layers=1, vocab_size=400,
                      mixture_pool=50, side_flags=True)
@@ -146,10 +146,10 @@ def test_projector_patch_loss_trains_the_tower_and_projector_not_the_lm():
     model, processor = build_demo(cfg, tok)
     heads = torch.nn.ModuleDict({k: torch.nn.Linear(cfg.text_hidden, n) for k, n in patch_heads(cfg).items()})
     assert set(heads) == {"shape", "colour", "side"}
-    loss = _projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
-    again = _projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
+    loss = projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
+    again = projector_patch_loss(model, processor, heads, cfg, "naming", step=0)
     assert torch.isfinite(loss) and loss.item() == again.item()  # seeded scenes
-    assert loss.item() != _projector_patch_loss(model, processor, heads, cfg, "mixture", step=0).item()
+    assert loss.item() != projector_patch_loss(model, processor, heads, cfg, "mixture", step=0).item()
     loss.backward()
     grads = lambda module: [p.grad for p in module.parameters()]  # noqa: E731
     assert all(g is not None and g.abs().sum() > 0 for g in grads(model.model.multi_modal_projector))
@@ -159,7 +159,7 @@ def test_projector_patch_loss_trains_the_tower_and_projector_not_the_lm():
 
 def test_asked_patches_cover_the_asked_shape_only():
     from modint.data.mini import make_sample
-    from modint.zoo.demo import _shape_class, asked_patches, scene_labels
+    from modint.zoo.demo import asked_patches, scene_labels, shape_class
 
     for i in range(6):  # count, colour_of, position twice
         s = make_sample("vqa", "train", i)
@@ -167,7 +167,7 @@ def test_asked_patches_cover_the_asked_shape_only():
         shapes = scene_labels(s.image.args[0], 8)["shape"]
         asked = s.meta.get("target") or s.options[s.answer]
         assert mask is not None and mask.any()
-        assert (shapes[mask] == _shape_class(asked)).all() and not (shapes[~mask] == _shape_class(asked)).any()
+        assert (shapes[mask] == shape_class(asked)).all() and not (shapes[~mask] == shape_class(asked)).any()
     assert asked_patches(make_sample("image_heavy", "train", 0), 8) is None
 
 
@@ -177,7 +177,7 @@ def test_attention_loss_is_minus_log_share_on_the_asked_patches():
     import numpy as np
     import torch
 
-    from modint.zoo.demo import Example, _attention_loss
+    from modint.zoo.demo import Example, attention_loss
 
     # one layer, one head, sequence: [text, img, img, img, answer-position]
     att = torch.zeros(2, 1, 5, 5)
@@ -185,37 +185,37 @@ def test_attention_loss_is_minus_log_share_on_the_asked_patches():
     att[1, 0, 4] = torch.tensor([1.0, 0.0, 0.0, 0.0, 0.0])
     ids = torch.tensor([[1, 9, 9, 9, 2]] * 2)
     examples = [Example("q", None, " A", attend=np.array([True, False, False])), Example("q", None, " A")]
-    loss = _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0)
+    loss = attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0)
     assert math.isclose(loss.item(), -math.log(0.5), rel_tol=1e-6)  # the second example has no target
     att.requires_grad_(True)
-    _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0).backward()
+    attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples, 9, 0, 0).backward()
     assert att.grad[0, 0, 4, 1] < 0 < att.grad[0, 0, 4, 2]  # more on the asked patch, less elsewhere
-    assert _attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples[1:], 9, 0, 0) is None
+    assert attention_loss((att,), {"input_ids": ids}, torch.tensor([4, 4]), examples[1:], 9, 0, 0) is None
 
 
 def test_side_flags_mark_the_patches_of_each_extreme_object():
     from modint.data.mini import Item, Scene
-    from modint.zoo.demo import SIDES, _shape_class, scene_labels
+    from modint.zoo.demo import SIDES, shape_class, scene_labels
 
     # a star at the top left, a circle at the bottom right: 4 x 4 patches of 32 px
     scene = Scene(background=(200, 200, 200), noise=0.0, size=128, noise_seed=0,
                   items=(Item("star", (200, 30, 30), 0.2, 0.2, 0.15, 0.0), Item("circle", (30, 30, 200), 0.8, 0.8, 0.15, 0.0)))
     labels = scene_labels(scene, 4)
-    star, circle = labels["shape"] == _shape_class("star"), labels["shape"] == _shape_class("circle")
+    star, circle = labels["shape"] == shape_class("star"), labels["shape"] == shape_class("circle")
     assert star.any() and circle.any()
     side = labels["side"]
     assert side.shape == (16, len(SIDES))
     for j, name in enumerate(SIDES):
         owner = star if name in ("left", "top") else circle
         assert (side[:, j] == owner).all(), name
-    assert list(labels["extreme"]) == [_shape_class(k) for k in ("star", "circle", "star", "circle")]
+    assert list(labels["extreme"]) == [shape_class(k) for k in ("star", "circle", "star", "circle")]
 
 
 def test_side_head_loss_is_scored_on_object_patches_only():
     import numpy as np
     import torch
 
-    from modint.zoo.demo import SIDES, _head_loss
+    from modint.zoo.demo import SIDES, head_loss
 
     targets = [{"shape": np.array([0, 3]), "side": np.array([[1, 1, 1, 1], [1, 0, 1, 0]])}]
     head = torch.nn.Linear(2, 2 * len(SIDES), bias=False)
@@ -223,7 +223,7 @@ def test_side_head_loss_is_scored_on_object_patches_only():
         head.weight.zero_()
         head.weight[1::2, 0] = 1.0
     feats = torch.tensor([[[5.0, 0.0], [5.0, 0.0]]])
-    loss, accuracy = _head_loss(feats, torch.nn.ModuleDict({"side": head}), targets)
+    loss, accuracy = head_loss(feats, torch.nn.ModuleDict({"side": head}), targets)
     # only patch 1 (an object) counts: yes is right on 2 of its 4 sides
     assert accuracy["side"] == 0.5
     p_yes = torch.sigmoid(torch.tensor(5.0)).item()
@@ -290,13 +290,13 @@ def test_pointer_attention_loss_is_minus_log_share_on_the_option():
 
     import torch
 
-    from modint.zoo.demo import _pointer_attention_loss
+    from modint.zoo.demo import pointer_attention_loss
 
     att = torch.zeros(2, 2, 4, 4)
     att[0, 1, 3] = torch.tensor([0.1, 0.2, 0.3, 0.4])
-    loss = _pointer_attention_loss((att,), torch.tensor([3, 3]), [[1, 2], None], 0, 1)
+    loss = pointer_attention_loss((att,), torch.tensor([3, 3]), [[1, 2], None], 0, 1)
     assert math.isclose(loss.item(), -math.log(0.5), rel_tol=1e-6)
-    assert _pointer_attention_loss((att,), torch.tensor([3, 3]), [None, None], 0, 1) is None
+    assert pointer_attention_loss((att,), torch.tensor([3, 3]), [None, None], 0, 1) is None
 
 
 def test_letter_attention_loss_is_minus_log_attention_on_the_letter():
@@ -304,13 +304,13 @@ def test_letter_attention_loss_is_minus_log_attention_on_the_letter():
 
     import torch
 
-    from modint.zoo.demo import _letter_attention_loss
+    from modint.zoo.demo import letter_attention_loss
 
     att = torch.zeros(1, 1, 5, 5)
     att[0, 0, 2, 0], att[0, 0, 4, 2] = 0.5, 0.25
-    loss = _letter_attention_loss((att,), [[(2, 0), (4, 2)]], 0, 0)
+    loss = letter_attention_loss((att,), [[(2, 0), (4, 2)]], 0, 0)
     assert math.isclose(loss.item(), (-math.log(0.5) - math.log(0.25)) / 2, rel_tol=1e-6)
-    assert _letter_attention_loss((att,), [[]], 0, 0) is None
+    assert letter_attention_loss((att,), [[]], 0, 0) is None
 
 
 def test_mismatched_picture_shows_another_answer_of_the_same_task():
@@ -358,7 +358,8 @@ def test_drill_naming_examples_are_right_text_only_sums_of_the_training_split():
 def test_drill_choice_rate_poses_the_sums_as_multiple_choice_questions():
     import re
 
-    from modint.zoo.demo import OPTION_LETTERS, DemoConfig, drill_examples
+    from modint.data.sample import OPTION_LETTERS
+    from modint.zoo.demo import DemoConfig, drill_examples
 
     examples = drill_examples(DemoConfig(drill_examples=40, drill_choice_rate=0.5), "binding", 3)
     choice = [ex for ex in examples if ex.choices]

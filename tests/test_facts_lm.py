@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from modint.data.facts_lm import add_generated_facts, adapter_writer, misleading_from
 from modint.data.sample import Sample
 
@@ -38,6 +40,7 @@ def test_a_tiny_model_writes_facts(tmp_path, tiny_llava_adapter):
     assert all(text.startswith("The picture seems to describe") for text in facts.values())
 
 
+@pytest.mark.slow
 def test_diagnose_with_a_facts_model(tmp_path):
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
     data = tmp_path / "data.jsonl"

@@ -635,7 +635,8 @@ def test_report_in_headless_chromium(browser, tmp_path, tiny_llava_adapter):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.support.ui import Select
 
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.api import run_diagnosis
+    from modint.diagnose.engine import DiagnoseConfig
 
     samples = load_mini("test", limit=6) + malicious_samples()[:1]
     run_diagnosis(tiny_llava_adapter, samples, tmp_path, DiagnoseConfig(n_boot=50),

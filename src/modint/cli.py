@@ -7,7 +7,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -193,9 +193,9 @@ def _fail_on_errors(summary: dict, out_dir: Path, max_error_rate: float) -> None
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
          keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
+    from modint.api import run_diagnosis
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
-    from modint.diagnose.engine import run_diagnosis
     from modint.models.loading import ModelLoadError, load_adapter
 
     try:
@@ -365,7 +365,8 @@ def train(
 
 def _diagnose_into(adapter, samples, folder: Path, seed: int, run_info: dict, progress: bool = True) -> dict:
     """One diagnosis of the trained model (default conditions) into ``folder``."""
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.api import run_diagnosis
+    from modint.diagnose.engine import DiagnoseConfig
 
     if not progress:
         return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info)
@@ -375,61 +376,18 @@ def _diagnose_into(adapter, samples, folder: Path, seed: int, run_info: dict, pr
                              progress=lambda d, t: bar.update(task, completed=d, total=t))
 
 
-def _as_field_type(key: str, value: Any, annotation: str) -> Any:
-    """YAML reads ``1e-3`` as a string (its floats need a dot): convert numbers for numeric
-    fields, so ``--set lr=1e-3`` works; anything that is not a number is a usage error."""
-    kinds = {k.strip() for k in annotation.split("|")}
-    if value is None or isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        return value
-    try:
-        if "float" in kinds:
-            return float(value)
-        if "int" in kinds and not isinstance(value, float):
-            return int(value)
-    except ValueError:
-        usage_error(f"training setting {key}: expected a number, got {value!r}")
-    return value
-
-
 def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
     """TrainConfig from, in increasing priority: the published defaults, the model's preset
     (`demo`), a YAML file, --set KEY=VALUE, explicit options. Bad settings are usage errors."""
-    import dataclasses
+    from modint.mitigate.config import from_sources, presets
 
-    import yaml
-
-    from modint.mitigate.train import PRESETS, TrainConfig
-
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values: dict = dict(PRESETS.get(model, {}))
-    if config_file is not None:
-        try:
-            loaded = yaml.safe_load(config_file.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            usage_error(f"{config_file}: cannot read the config: {exc}".replace("\n", " "))
-        if not isinstance(loaded, dict):
-            usage_error(f"{config_file}: expected a mapping of TrainConfig fields")
-        values.update(loaded)
-    for item in set_:
-        key, sep, raw = item.partition("=")
-        if not sep:
-            usage_error(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = yaml.safe_load(raw)
-    values.update({k: v for k, v in cli_values.items() if v is not None})
-    values["seed"] = seed
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        usage_error(f"unknown training setting(s): {', '.join(unknown)} (known: {', '.join(sorted(fields))})")
-    types = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
-    for key, value in values.items():
-        values[key] = _as_field_type(key, value, types[key])
+    preset = presets().get(model)
     try:
-        cfg = TrainConfig(**values)
-        cfg.check()
-    except (ValueError, TypeError) as exc:
+        cfg = from_sources(model if preset is not None else None, config_file, set_, {**cli_values, "seed": seed})
+    except ValueError as exc:
         usage_error(str(exc))
-    if model in PRESETS:  # said once the settings are known to be valid
-        err.print(f"modint: using the {model!r} preset {PRESETS[model]} (override with --set or options)")
+    if preset is not None:  # said once the settings are known to be valid
+        err.print(f"modint: using the {model!r} preset {preset} (override with --set or options)")
     return cfg
 
 
@@ -486,6 +444,8 @@ def ablate(
 
 
 def robustness_table(summary: dict) -> Table:
+    from modint.report.format import percent
+
     table = Table(title="Robustness under PGD on the irrelevant modality")
     for name in ("family", "space", "eps", "unit", "n", "acc %", "attack success %"):
         table.add_column(name, justify="left" if name in ("family", "space", "unit") else "right")
@@ -494,8 +454,7 @@ def robustness_table(summary: dict) -> Table:
             asr = p["attack_success_rate"]
             unit = {"pixel": "/255", "embed": "x RMS"}.get(curve["space"], curve["eps_unit"])
             table.add_row(curve["family"], curve["space"], f"{p['eps']:g}", unit, str(p["n"]),
-                          "–" if p["accuracy"] is None else f"{100 * p['accuracy']:.1f}",
-                          "–" if asr is None else f"{100 * asr:.1f}")
+                          percent(p["accuracy"]), percent(asr))
     return table
 
 
@@ -508,11 +467,7 @@ def summary_table(summary: dict) -> Table:
                           ("err", "right")]:
         table.add_column(name, justify=justify)
 
-    def pct(v, signed=False):
-        return "–" if v is None else (f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}")
-
-    def ci(pair):
-        return "" if not pair or pair[0] is None else f"[{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]"
+    from modint.report.format import percent as pct, percent_ci as ci
 
     for c in summary["conditions"]:
         table.add_row(c["family"], c["condition"], str(c["n"]), pct(c["accuracy"]), ci(c["accuracy_ci95"]),

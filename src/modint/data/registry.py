@@ -6,11 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from modint.data.sample import Sample
-
-
-class BenchmarkError(ValueError):
-    """An unknown benchmark or split, or a benchmark that cannot be read."""
+# BenchmarkError lives beside SampleError; importing it from here still works.
+from modint.data.sample import BenchmarkError, Sample
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,10 @@ class SampleError(ValueError):
     """A sample that cannot be run; the message names the sample and the problem."""
 
 
+class BenchmarkError(ValueError):
+    """An unknown benchmark or split, or a benchmark that cannot be read."""
+
+
 @dataclass(frozen=True)
 class Sample:
     """A multiple-choice question.

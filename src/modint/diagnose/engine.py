@@ -21,6 +21,7 @@ from modint.data.sample import Sample, SampleError, load_image, validate_sample
 from modint.diagnose import rundir
 from modint.diagnose.metrics import robustness_curves, summarize
 from modint.diagnose.mmstar import multimodal_gain
+from modint.distributed import distributed_state
 from modint.perturb import (REFERENCE_CONDITION, apply_condition, condition_rank, conditions_for, default_pools,
                             get_condition)
 
@@ -287,29 +288,12 @@ def _batches(groups: list[list[_Item]], batch_size: int) -> list[list[_Item]]:
     return batches
 
 
-def _distributed_state():
-    """(rank, world size, barrier) from accelerate when launched with several processes."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1, lambda: None
-    import torch
-    from accelerate import PartialState
-
-    # Without GPUs accelerate only turns the launched processes into one gloo group when asked
-    # for CPU explicitly; otherwise every process would believe it is alone.
-    state = PartialState(cpu=not torch.cuda.is_available())
-    if state.num_processes != int(os.environ["WORLD_SIZE"]):
-        raise RuntimeError(f"launched with WORLD_SIZE={os.environ['WORLD_SIZE']} but accelerate sees "
-                           f"{state.num_processes} process(es)")
-    return state.process_index, state.num_processes, state.wait_for_everyone
-
-
 def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, config: DiagnoseConfig | None = None,
                   progress: Progress | None = None, run_info: dict[str, Any] | None = None) -> dict[str, Any]:
     """Diagnose ``samples`` with ``adapter`` into ``out_dir``; returns the summary.
 
     ``run_info`` (model, benchmark, split, command, ...) goes into summary.json / manifest.json.
+    The report is the caller's to write (``modint.api.run_diagnosis`` writes report.html).
     """
     config = config or DiagnoseConfig()
     config.check()
@@ -317,7 +301,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    rank, world, barrier = _distributed_state()
+    rank, world, barrier = distributed_state()
 
     groups, invalid = plan(samples, config)
     pools = default_pools(list(samples), switch_source=config.switch_source, part=config.pool_part)
@@ -366,12 +350,6 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     elapsed = time.time() - started
     manifest = _manifest(adapter, samples, config, run_info, records, elapsed, produced, world)
     rundir.write_json(out / rundir.MANIFEST, {**manifest, "pools": pools.describe()})
-    try:
-        from modint.report.html import write_report
-
-        write_report(out, samples=samples)
-    except Exception as exc:  # the report must never cost the records or the summary
-        log.warning("could not write report.html: %s", exc)
     barrier()
     return summary
 

@@ -68,7 +68,8 @@ def js_divergence(p: Sequence[float], q: Sequence[float]) -> float:
     return min(1.0, max(0.0, js))  # clamp rounding noise to the true range
 
 
-def _family_key(family: str) -> tuple[int, str]:
+def family_key(family: str) -> tuple[int, str]:
+    """Sort key of a family: FAMILY_ORDER first, then any other family alphabetically."""
     return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
 
 
@@ -167,7 +168,7 @@ def summarize(records: Iterable[dict], reference: dict[str, str], n_boot: int = 
     rank = {c: i for i, c in enumerate(condition_order)}
     rows: list[dict[str, Any]] = []
     family_rows: list[dict[str, Any]] = []
-    for family in sorted({f for f, _ in table}, key=_family_key):
+    for family in sorted({f for f, _ in table}, key=family_key):
         ref_name = reference.get(family)
         names = sorted((c for f, c in table if f == family),
                        key=lambda c: (c != ref_name, rank.get(c, len(rank)), c))
@@ -203,7 +204,7 @@ def robustness_curves(records: Iterable[dict], reference: dict[str, str]) -> lis
     """
     table = _index(records)
     curves = []
-    for family in sorted({f for f, _ in table}, key=_family_key):
+    for family in sorted({f for f, _ in table}, key=family_key):
         ref_ok = _ok(table.get((family, reference.get(family)), {}))
         by_space: dict[str, list[tuple[float, dict]]] = {}
         for (f, name), recs in table.items():

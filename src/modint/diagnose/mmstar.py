@@ -40,10 +40,10 @@ def _accuracy(recs: dict, keys: list) -> float:
 
 
 def _order(item: tuple) -> tuple:
-    from modint.diagnose.metrics import _family_key
+    from modint.diagnose.metrics import family_key
 
     (family, task), _ = item
-    return (_family_key(family), task is not None, task or "")
+    return (family_key(family), task is not None, task or "")
 
 
 def multimodal_gain(records: Iterable[dict], reference: dict[str, str]) -> list[dict[str, Any]]:

@@ -48,31 +48,27 @@ log = logging.getLogger(__name__)
 
 VIEWS = {TEXT_HEAVY: ("switched_image", "black_image", "white_image"),
          IMAGE_HEAVY: ("misleading_text", "unrelated_text"), VQA: ()}
-# recipe -> (families trained, views, consistency, adversarial)
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a recipe trains: the anchors of ``families``, and which terms join their CE."""
+
+    families: tuple[str, ...]
+    views: bool = False  # heuristic views of each anchor (text-heavy: images, image-heavy: texts)
+    consistency: bool = False  # each view's answer distribution pulled to its anchor's
+    adversarial: bool = False  # embedding-space PGD views of each anchor
+
+
+ALL_FAMILIES = (IMAGE_HEAVY, TEXT_HEAVY, VQA)
 RECIPES = {
-    "sft": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), False, False, False),
-    "vqa_only": ((VQA,), False, False, False),
-    "aug": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, False, False),
-    "aug_kl": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, True, False),
-    "aug_kl_pgd": ((IMAGE_HEAVY, TEXT_HEAVY, VQA), True, True, True),
+    "sft": Recipe(ALL_FAMILIES),
+    "vqa_only": Recipe((VQA,)),
+    "aug": Recipe(ALL_FAMILIES, views=True),
+    "aug_kl": Recipe(ALL_FAMILIES, views=True, consistency=True),
+    "aug_kl_pgd": Recipe(ALL_FAMILIES, views=True, consistency=True, adversarial=True),
 }
-
-
-# Settings for models too small for the published ones (lr 2e-5 and one epoch are tuned for 7B
-# models on the paper's data): applied by `modint train --model demo` unless overridden.
-# The demo preset (README "Mitigation"): LoRA (r 16) on the LM; a 2:4:2 quota that gives the
-# text-heavy anchors more switched-image views; two switched-image views per text-heavy anchor
-# (with one, the switched gap closed by 30-57% depending on the seed); PGD on text-heavy anchors'
-# image tokens in a ball of 0.5 x their RMS (at 0.05 the adversarial term cost switched-image
-# accuracy: a switched picture lies far outside that ball) at half the weight of the clean CE
-# (at weight 1, text-heavy lost 0.4-1.3 points more at the same seed); the
-# preservation term at weight 1; lr 5e-4. Fine-tuning costs text-heavy arithmetic first (the
-# demo model's least certain answers), so every change here was judged on that reference.
-PRESETS: dict[str, dict[str, Any]] = {
-    "demo": {"lr": 5e-4, "max_steps": 300, "warmup_ratio": 0.05, "trainable": "lora", "lora_r": 16,
-             "lora_alpha": 32, "quotas": {"image_heavy": 2, "text_heavy": 4, "vqa": 2}, "preserve_weight": 1.0,
-             "pgd_eps_image": 0.5, "switched_views": 2, "adv_weight": 0.5},
-}
+# Presets (settings for a model, e.g. the small demo model): configs/train/<name>.yaml, loaded by
+# modint.mitigate.config.
 
 
 @dataclass
@@ -143,7 +139,7 @@ def _decoded(sample: Sample) -> Sample:
 def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int
                     ) -> tuple[list[Sample], list[int], list[tuple[int, int]]]:
     """(sequences, row of each anchor, (view row, anchor row) pairs) for a batch of anchors."""
-    _, with_views, _, _ = RECIPES[cfg.recipe]
+    with_views = RECIPES[cfg.recipe].views
     seed = derive_seed("train-views", cfg.seed, epoch)
     sequences, anchor_rows, pairs = [], [], []
     for s in anchors:
@@ -191,7 +187,7 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
               ) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
     which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0)."""
-    _, _, with_consistency, with_adv = RECIPES[cfg.recipe]
+    with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
     batch = adapter.encode(sequences, with_answers=True)
     out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse")
@@ -384,12 +380,12 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     cfg.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    from modint.diagnose.engine import _distributed_state
+    from modint.distributed import distributed_state
 
-    rank, world, _ = _distributed_state()
+    rank, world, _ = distributed_state()
     if selector is not None and world > 1:
         raise ValueError("choosing a checkpoint on val runs in one process: launch without accelerate")
-    families_trained = RECIPES[cfg.recipe][0]
+    families_trained = RECIPES[cfg.recipe].families
     samples = [s for s in samples if s.family in families_trained]
     quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}
     sampler = QuotaBatchSampler([s.family for s in samples], quotas, cfg.seed, rank, world)

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from modint.diagnose.metrics import EPS_UNITS, mcnemar_exact_p, wilson_ci
+from modint.diagnose.metrics import EPS_UNITS, family_key, mcnemar_exact_p, wilson_ci
 from modint.report import svg
-from modint.report.html import _family_key, radar_label
+from modint.report.html import radar_label
 from modint.report.load import Run, RunError, load_run
 from modint.report.page import page
 from modint.report.svg import esc
@@ -136,7 +136,7 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
     for run in runs:
         for r in run.records:
             families[(str(r.get("family")), str(r.get("condition")))] = None
-    keys = sorted(families, key=lambda fc: (_family_key(fc[0]), _condition_key(fc[1])))
+    keys = sorted(families, key=lambda fc: (family_key(fc[0]), _condition_key(fc[1])))
     counts: dict[tuple[str, str], list[tuple[int, int] | None]] = {k: [None] * len(runs) for k in keys}
     oks = [_ok(run.records) for run in runs]
     family_of = {}
@@ -173,7 +173,7 @@ def _robustness(cmp: Comparison, oks: list[dict]) -> list[dict]:
                 sweep = sweeps.setdefault((str(r.get("family")), str(r["attack_space"])), {})
                 sweep.setdefault(cond, float(r.get("eps") or 0))
     out = []
-    for (family, space), sweep in sorted(sweeps.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+    for (family, space), sweep in sorted(sweeps.items(), key=lambda kv: (family_key(kv[0][0]), kv[0][1])):
         conditions = sorted(sweep, key=lambda c: (sweep[c], _condition_key(c)))
         per_eps = []
         for by_key in cmp.per_key:

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from modint.report.format import percent
 from modint.report.svg import esc
 
 HEADERS = ("family", "task", "n", "with image %", "without image %", "MG pts", "text model %", "ML pts")
-
-
-def _pct(v: Any, signed: bool = False) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
 
 
 def gain_rows(summary: dict[str, Any]) -> list[list[str]]:
@@ -23,9 +18,9 @@ def gain_rows(summary: dict[str, Any]) -> list[list[str]]:
     for g in summary.get("multimodal_gain") or []:
         ml = leak.get((g["family"], g["task"]))
         rows.append([str(g["family"]), "all" if g["task"] is None else str(g["task"]), str(g["n"]),
-                     _pct(g["accuracy_with_image"]) + f" ({g['with_image']})", _pct(g["accuracy_without_image"]),
-                     _pct(g["multimodal_gain"], True), _pct(ml["text_model_accuracy"]) if ml else "–",
-                     _pct(ml["multimodal_leakage"], True) if ml else "–"])
+                     percent(g["accuracy_with_image"]) + f" ({g['with_image']})", percent(g["accuracy_without_image"]),
+                     percent(g["multimodal_gain"], True), percent(ml["text_model_accuracy"]) if ml else "–",
+                     percent(ml["multimodal_leakage"], True) if ml else "–"])
     return rows
 
 

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from modint.diagnose import rundir
-from modint.diagnose.metrics import FAMILY_ORDER
+from modint.diagnose.metrics import family_key
 from modint.report import svg
+from modint.report.format import percent, percent_ci
 from modint.report.gain import gain_html
 from modint.report.page import json_block, page
 from modint.report.script import BROWSER_JS
@@ -54,10 +55,6 @@ def references(summary: dict[str, Any] | None, manifest: dict[str, Any] | None =
     return refs
 
 
-def _family_key(family: str) -> tuple[int, str]:
-    return (FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER), family)
-
-
 def index_records(records: Iterable[dict]) -> dict[tuple[str, str], dict[str, dict]]:
     """(family, condition) -> id -> record (a repeated key keeps the last record: a report never
     refuses a run directory)."""
@@ -71,7 +68,7 @@ def _pairs(records: Iterable[dict], refs: dict[str, str]):
     """(family, condition, [(reference record, record), ...]) per non-reference condition, over
     the ids with a non-error record under both (as in the summary's paired figures)."""
     table = index_records(records)
-    for (family, condition), recs in sorted(table.items(), key=lambda kv: (_family_key(kv[0][0]), kv[0][1])):
+    for (family, condition), recs in sorted(table.items(), key=lambda kv: (family_key(kv[0][0]), kv[0][1])):
         ref_name = refs.get(family)
         if condition == ref_name:
             continue
@@ -125,21 +122,9 @@ def histogram_counts(values: Sequence[float], bins: int = HIST_BINS, lo: float =
 # Sections
 
 
-def _pct(v: Any, signed: bool = False) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
-
-
 def _signed3(v: float) -> str:
     text = f"{v:+.3f}"
     return "0.000" if text in ("+0.000", "-0.000") else text
-
-
-def _ci(pair: Any, signed: bool = False) -> str:
-    if not pair or pair[0] is None or pair[1] is None:
-        return ""
-    return f"[{_pct(pair[0], signed)}, {_pct(pair[1], signed)}]"
 
 
 def headline(summary: dict[str, Any]) -> str:
@@ -148,13 +133,13 @@ def headline(summary: dict[str, Any]) -> str:
     paired = [r for r in rows if not r.get("is_reference") and r.get("delta") is not None]
     if not paired:
         return '<p class="headline calm">No perturbed condition was paired with its reference: nothing to compare.</p>'
-    worst = min(paired, key=lambda r: (r["delta"], _family_key(str(r["family"])), str(r["condition"])))
+    worst = min(paired, key=lambda r: (r["delta"], family_key(str(r["family"])), str(r["condition"])))
     ref = next((r for r in rows if r.get("is_reference") and r["family"] == worst["family"]), None)
     lo, hi = (worst.get("delta_ci95") or [None, None])[:2]
-    ci = f" (95% CI {_pct(lo, True)} to {_pct(hi, True)})" if lo is not None and hi is not None else ""
+    ci = f" (95% CI {percent(lo, True)} to {percent(hi, True)})" if lo is not None and hi is not None else ""
     where = f"{esc(worst['family'])}"
-    base = (f", from {_pct(ref.get('accuracy'))}% under <b>{esc(ref['condition'])}</b> to "
-            f"{_pct(worst.get('accuracy'))}%" if ref and ref.get("accuracy") is not None else "")
+    base = (f", from {percent(ref.get('accuracy'))}% under <b>{esc(ref['condition'])}</b> to "
+            f"{percent(worst.get('accuracy'))}%" if ref and ref.get("accuracy") is not None else "")
     if worst["delta"] < 0:
         return (f'<p class="headline" id="headline-text">Strongest interference: <b>{esc(worst["condition"])}</b> '
                 f"lowers {where} accuracy by <b>{100 * -worst['delta']:.1f} points</b>{ci}{base} "
@@ -183,14 +168,14 @@ def _summary_table(rows: Sequence[dict[str, Any]], by_task: bool = False) -> str
             f"<tr class=\"{'ref' if c.get('is_reference') else ''}\"><td class=l>{esc(c.get('family'))}</td>"
             f"<td class=l>{esc(c.get('condition'))}</td>{task_cell}"
             f"<td>{esc(c.get('n'))}</td><td>{'–' if c.get('n_paired') is None else esc(c['n_paired'])}</td>"
-            f"<td>{_pct(c.get('accuracy'))}</td><td>{_ci(c.get('accuracy_ci95'))}</td>"
-            f"<td class=\"{cls}\">{_pct(d, True)}</td><td>{_ci(c.get('delta_ci95'), True)}</td>"
-            f"<td>{_pct(c.get('flip_rate'))}</td><td>{_pct(c.get('harmful_flip_rate'))}</td>"
-            f"<td>{_pct(c.get('beneficial_flip_rate'))}</td>"
+            f"<td>{percent(c.get('accuracy'))}</td><td>{percent_ci(c.get('accuracy_ci95'))}</td>"
+            f"<td class=\"{cls}\">{percent(d, True)}</td><td>{percent_ci(c.get('delta_ci95'), True)}</td>"
+            f"<td>{percent(c.get('flip_rate'))}</td><td>{percent(c.get('harmful_flip_rate'))}</td>"
+            f"<td>{percent(c.get('beneficial_flip_rate'))}</td>"
             f"<td class=\"{sig.strip()}\">{'–' if p is None else f'{p:.3g}'}</td>"
             f"<td>{'–' if c.get('js_mean') is None else format(c['js_mean'], '.3f')}</td>"
             f"<td>{'–' if shift is None else _signed3(shift)}</td>"
-            f"<td>{_pct(c.get('followed_distractor_rate'))}</td><td>{esc(c.get('unparsed', 0))}</td>"
+            f"<td>{percent(c.get('followed_distractor_rate'))}</td><td>{esc(c.get('unparsed', 0))}</td>"
             f"<td>{esc(c.get('errors', 0))}</td></tr>")
     table_id = ' id="task-table"' if by_task else ""
     return f'<div class="scroll"><table class="data"{table_id}>{head}{"".join(cells)}</table></div>'
@@ -200,13 +185,13 @@ def _families_section(summary: dict[str, Any]) -> str:
     rows = summary.get("conditions", [])
     worst = {f["family"]: f for f in summary.get("families", [])}
     parts = []
-    for family in sorted({str(r["family"]) for r in rows}, key=_family_key):
+    for family in sorted({str(r["family"]) for r in rows}, key=family_key):
         mine = [r for r in rows if r["family"] == family]
         w = worst.get(family) or {}
         note = ""
         if w.get("worst_case_accuracy") is not None:
-            note = (f'<p class="muted">Right under every condition: {_pct(w["worst_case_accuracy"])}% '
-                    f'{_ci(w.get("worst_case_ci95"))} of {esc(w.get("n_worst_case"))} samples.</p>')
+            note = (f'<p class="muted">Right under every condition: {percent(w["worst_case_accuracy"])}% '
+                    f'{percent_ci(w.get("worst_case_ci95"))} of {esc(w.get("n_worst_case"))} samples.</p>')
         parts.append(f"<h3>{esc(family)}</h3>{svg.family_bars(mine, f'{family}: accuracy and delta')}{note}")
     return "".join(parts)
 
@@ -523,3 +508,13 @@ def write_report(run_dir: str | Path, samples: Sequence | None = None, path: str
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target
+
+
+def write_report_safely(run_dir: str | Path, samples: Sequence | None = None) -> Path | None:
+    """``write_report`` for a run just made: a failure is logged, not raised (the report must
+    never cost the records or the summary). Returns the report's path, or None."""
+    try:
+        return write_report(run_dir, samples=samples)
+    except Exception as exc:
+        log.warning("could not write report.html: %s", exc)
+        return None

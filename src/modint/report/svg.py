@@ -11,6 +11,8 @@ import html
 import math
 from typing import Any, Sequence
 
+from modint.report.format import percent
+
 PALETTE = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#eeca3b", "#9d755d")
 BAR = "#4c78a8"
 NEG = "#c0392b"
@@ -41,12 +43,6 @@ def _text(x: float, y: float, text: Any, anchor: str = "start", cls: str = "", e
 def _line(x1: float, y1: float, x2: float, y2: float, stroke: str = "#333", width: float = 1, extra: str = "") -> str:
     return (f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}" stroke="{stroke}" '
             f'stroke-width="{_n(width)}"{extra}/>')
-
-
-def _pct(v: float | None, signed: bool = False) -> str:
-    if v is None:
-        return "–"
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}%"
 
 
 def _nice_max(value: float, step: float) -> float:
@@ -94,13 +90,13 @@ def family_bars(rows: Sequence[dict], title: str = "") -> str:
         lo, hi = (r.get("accuracy_ci95") or [None, None])[:2]
         if acc is not None:
             parts.append(f'<rect x="{_n(x0)}" y="{_n(y + 6)}" width="{_n(ax(acc) - x0)}" height="{row_h - 12}" '
-                         f'fill="{GREY if ref else BAR}" rx="2"><title>{esc(name)}: {_pct(acc)} '
+                         f'fill="{GREY if ref else BAR}" rx="2"><title>{esc(name)}: {percent(acc, unit="%")} '
                          f'(n = {esc(r.get("n"))})</title></rect>')
             if lo is not None and hi is not None:
                 parts.append(_line(ax(lo), cy, ax(hi), cy, "#222", 1.4))
                 parts.append(_line(ax(lo), cy - 5, ax(lo), cy + 5, "#222", 1.4))
                 parts.append(_line(ax(hi), cy - 5, ax(hi), cy + 5, "#222", 1.4))
-            parts.append(_text(x0 + acc_w + 6, cy + 4, _pct(acc), cls="val"))
+            parts.append(_text(x0 + acc_w + 6, cy + 4, percent(acc, unit="%"), cls="val"))
         if ref:
             parts.append(_text(dx(0) + 6, cy + 4, "reference", cls="muted"))
             continue
@@ -163,7 +159,7 @@ def radar(axes: Sequence[str], series: Sequence[tuple[str, Sequence[float | None
                 continue
             x, y = point(i, v)
             parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="3.5" fill="{colour}"><title>{esc(label)} · '
-                         f'{esc(axes[i])}: {_pct(v)}</title></circle>')
+                         f'{esc(axes[i])}: {percent(v, unit="%")}</title></circle>')
         if len(series) > 1:
             ly = size + 50 + 22 * k
             parts.append(f'<rect x="{_n(pad)}" y="{_n(ly - 10)}" width="14" height="14" fill="{colour}"/>')
@@ -234,7 +230,7 @@ def line_plot(xs: Sequence[float], series: Sequence[tuple[str, Sequence[float | 
         for x, y in zip(xs, ys):
             if y is not None:
                 parts.append(f'<circle cx="{_n(px(x))}" cy="{_n(py(y))}" r="3.5" fill="{colour}"><title>'
-                             f'{esc(label)} at {x:g}: {_pct(y)}</title></circle>')
+                             f'{esc(label)} at {x:g}: {percent(y, unit="%")}</title></circle>')
         lx = left + 150 * k
         parts.append(f'<rect x="{_n(lx)}" y="{_n(h - 16)}" width="12" height="12" fill="{colour}"/>')
         parts.append(_text(lx + 17, h - 6, label, cls="lbl"))

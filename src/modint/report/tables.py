@@ -13,15 +13,15 @@ import io
 from pathlib import Path
 from typing import Any, Callable
 
+from modint.report.format import percent
+
 FORMATS = ("md", "csv", "tex")
 CSV_HEADER = ("family", "condition", "reference", "n", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
               "delta", "delta_ci_low", "delta_ci_high", "flip_rate", "followed_distractor_rate")
 
 
 def _p(v: Any, signed: bool = False) -> str | None:
-    if v is None:
-        return None
-    return f"{100 * v:+.1f}" if signed else f"{100 * v:.1f}"
+    return percent(v, signed, missing=None)  # None: each table marks a missing figure its own way
 
 
 def _ci_pair(pair: Any) -> tuple[Any, Any]:

@@ -138,3 +138,36 @@ def targets_tables(result: dict[str, Any], labels: Sequence[str]) -> list:
 
 
 __all__ = ["GAP_TARGETS", "REFERENCE_TOLERANCE", "mitigation_targets", "targets_tables"]
+
+
+Check = tuple[str, bool, str]
+
+
+def demo_model_checks(summary: dict) -> list[Check]:
+    """(target, passed, figure) per target of the demo model's diagnosis: reference accuracy
+    >= 90% image-heavy, >= 85% text-heavy, >= 75% VQA; misleading_text lowers image-heavy accuracy
+    by >= 20 points and more than unrelated_text; switched_image lowers text-heavy accuracy by >= 5
+    points and more than black_image and white_image. Figures in points."""
+    rows = {(c["family"], c["condition"]): c for c in summary["conditions"]}
+
+    def acc(family: str, condition: str) -> float:
+        return rows[(family, condition)]["accuracy"]
+
+    def delta(family: str, condition: str) -> float:
+        return rows[(family, condition)]["delta"]
+
+    blank = min(delta("text_heavy", "black_image"), delta("text_heavy", "white_image"))
+    checks = [
+        ("image-heavy clean >= 90%", acc("image_heavy", "clean") >= 0.90, acc("image_heavy", "clean")),
+        ("text-heavy noise_image >= 85%", acc("text_heavy", "noise_image") >= 0.85, acc("text_heavy", "noise_image")),
+        ("VQA clean >= 75%", acc("vqa", "clean") >= 0.75, acc("vqa", "clean")),
+        ("misleading_text delta <= -20 pts", delta("image_heavy", "misleading_text") <= -0.20,
+         delta("image_heavy", "misleading_text")),
+        ("misleading_text hurts more than unrelated_text",
+         delta("image_heavy", "misleading_text") < delta("image_heavy", "unrelated_text"),
+         delta("image_heavy", "unrelated_text")),
+        ("switched_image delta <= -5 pts", delta("text_heavy", "switched_image") <= -0.05,
+         delta("text_heavy", "switched_image")),
+        ("switched_image hurts more than black and white", delta("text_heavy", "switched_image") < blank, blank),
+    ]
+    return [(name, ok, f"{100 * value:+.1f}") for name, ok, value in checks]

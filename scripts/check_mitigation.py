@@ -1,7 +1,7 @@
 """Check mitigated runs against the mitigation targets (issue 24), all against the base model's
 diagnosis on the same split at the same diagnosis seed (e.g. `make demo`'s runs/demo):
 
-    python recipes/check_mitigation.py runs/demo runs/mit-s0/diagnosis runs/mit-s1/diagnosis ...
+    python scripts/check_mitigation.py runs/demo runs/mit-s0/diagnosis runs/mit-s1/diagnosis ...
 
 The figures and tables are `modint compare BASE RUN... --targets` (modint.report.targets):
 misleading-text gap reduced by >= 70% and switched-image gap by >= 40% (mean over the runs),

@@ -1,6 +1,6 @@
 """Where does a demo-model checkpoint lose VQA? Probes of shape-to-colour/place binding:
 
-    python recipes/probe_binding.py src/modint/assets/demo
+    python scripts/probe_binding.py src/modint/assets/demo
 
 1. per patch: how well a linear probe names the shape and the colour covering each patch of a
    VQA scene, from the tower's output and from the projector's (what the LM reads);

@@ -1,6 +1,6 @@
 """Probe a demo-model checkpoint (final or a stage under OUT/stages/) on the val split:
 
-    python recipes/probe_demo.py artifacts/demo-run3/stages/naming
+    python scripts/probe_demo.py artifacts/demo-run3/stages/naming
 
 naming: answering with the concept itself, scored over the options' first tokens, per task;
 pointer: "Which option is X?" with 2, 3 and 4 options, accuracy of the letter;

@@ -3,7 +3,7 @@
 task, 48 per step, lr 3e-4) and prints how many it names right every 50 steps
 (docs/demo-model.md, "Runs 11 and 12"):
 
-    python recipes/drill_arithmetic.py MODEL_DIR [--steps 300] [--save DIR]
+    python scripts/drill_arithmetic.py MODEL_DIR [--steps 300] [--save DIR]
 
 With --save, the drilled model is written to DIR (diagnose it to see what the drill alone costs).
 """

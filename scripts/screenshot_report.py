@@ -1,6 +1,6 @@
 """Screenshot a run directory's report.html in headless Chromium (for the README):
 
-    python recipes/screenshot_report.py runs/demo docs/report-demo.png [--height 2400]
+    python scripts/screenshot_report.py runs/demo docs/report-demo.png [--height 2400]
 
 Needs Debian's chromium + chromium-driver and selenium (the test extra)."""
 

@@ -3,7 +3,7 @@ reference): does LM layer L, read through the final norm and the tied unembeddin
 position, already name the sum (as the deep supervision asks of layer 3)? And does the
 multiple-choice answer pick the option that layer 3 names?
 
-    python recipes/probe_arithmetic.py [MODEL]     # MODEL: demo (default) or a directory
+    python scripts/probe_arithmetic.py [MODEL]     # MODEL: demo (default) or a directory
 """
 
 import sys

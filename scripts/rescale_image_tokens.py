@@ -1,10 +1,10 @@
 """Copy a LLaVA checkpoint with its projector's output scaled so that image tokens enter the LM
 at TARGET times the mean norm of the text embeddings (docs/demo-model.md, experiment D).
 
-    python recipes/rescale_image_tokens.py SRC DST [--target 2.0]
+    python scripts/rescale_image_tokens.py SRC DST [--target 2.0]
 
 The LM's first RMSNorm makes layer 1 blind to the scale; the later layers' residual updates are
-not, so the copy behaves differently and needs training (e.g. `recipes/train_demo.py
+not, so the copy behaves differently and needs training (e.g. `scripts/train_demo.py
 --resume-from DST` with DST named after the stage it ends).
 """
 
