@@ -644,8 +644,23 @@ def data_convert(
 
 
 def main() -> None:
+    import errno
+
+    from modint.diagnose.rundir import RunDirBusy
+
     logging.basicConfig(level=os.environ.get("MODINT_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except RunDirBusy as exc:
+        print(f"modint: failed: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a full disk or a read-only --out: one line; what was written stays valid
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = f"cannot write {exc.filename}: " if exc.filename else ""
+        print(f"modint: failed: {where}{exc.strerror or exc} (what was written is kept; re-run the same "
+              f"command to resume)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":
