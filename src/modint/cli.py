@@ -604,6 +604,8 @@ def data_inspect(
     print(f"questions by number of options: {hist}")
     for reason, n in report["skipped"].items():
         print(f"skipped: {n} x {reason}")
+    for message in report["warnings"]:
+        print(f"warning: {message}")
     print(f"images decoded: {report['images_decoded']}" if images else "images: not decoded (--no-images)")
     print(f"errors: {report['errors']}")
     for message in report["error_messages"][:show]:
@@ -637,6 +639,8 @@ def data_convert(
         print(f"wrote {result['images_written']} embedded images to {result['images_folder']}")
     if result["duplicates"]:
         print(f"left out {result['duplicates']} samples already written from an earlier split")
+    for message in result["warnings"]:
+        print(f"warning: {message}")
     if result["errors"]:
         print(f"left out {result['errors']} rows with errors:")
         for message in result["error_messages"][:show]:

@@ -12,6 +12,7 @@ A benchmark string may carry options after ``?``: ``data/ScienceQA?scienceqa_ima
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from modint.data.formats import classfolder, parquet, records, textmc, vqa
 from modint.data.formats.common import LoadReport, row_error, spread
 from modint.data.sample import Sample
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Format:
@@ -64,12 +66,13 @@ COMMON_OPTIONS = {"format": "the format, when detection is not wanted"}
 
 
 class LoadedSamples(list):
-    """A list of samples that also says where they came from: ``format``, ``splits`` loaded and
-    ``skipped`` (reason -> count of records left out on purpose)."""
+    """A list of samples that also says where they came from: ``format``, ``splits`` loaded,
+    ``skipped`` (reason -> count of records left out on purpose) and ``warnings``."""
 
     format: str = ""
     splits: list[str]
     skipped: dict[str, int]
+    warnings: list[str]
 
     @property
     def errors(self) -> list[str]:
@@ -166,4 +169,7 @@ def load_path(path: str | Path, split: str = "test", limit: int | None = None, *
         earlier |= {s.id for s in loaded}
     out = LoadedSamples(spread(samples, limit))
     out.format, out.splits, out.skipped = fmt.name, chosen, dict(report.skipped)
+    out.warnings = list(report.warnings)
+    for message in out.warnings:
+        log.warning("%s", message)
     return out

@@ -75,12 +75,18 @@ def guarded(where: Where, sample_id: str, family: str, build: Callable[[], Sampl
 
 @dataclass
 class LoadReport:
-    """What a load left out on purpose (e.g. video questions of SEED-Bench): reason -> count."""
+    """What a load left out on purpose (e.g. video questions of SEED-Bench): reason -> count;
+    and warnings about data that loads but may not be what the user expects."""
 
     skipped: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
 
 # ---------------------------------------------------------------- text and answers
