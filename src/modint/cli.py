@@ -164,9 +164,25 @@ def attack(
         out.print(f"Run directory: {out_dir}  (report: {Path(out_dir) / 'report.html'})")
 
 
+def _claim(out_dir: Path):
+    """Hold --out for this process from the start, so that a second writer is refused at once
+    (before a model loads); each rank of `accelerate launch` holds its own part."""
+    from modint.diagnose.rundir import RunLock
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    return RunLock(out_dir, "" if rank == 0 else f"rank{rank}")
+
+
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
          keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
+    with _claim(out_dir):
+        return _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype, device_map,
+                            trust_remote_code, keep, facts_model)
+
+
+def _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
+                 keep=None, facts_model=None) -> dict:
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
     from modint.diagnose.engine import run_diagnosis
@@ -250,6 +266,7 @@ def train(
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    _claim(out_dir).acquire()  # refused at once if another process trains here; held until exit
     try:
         samples = load_benchmark(benchmark, split=split, limit=limit)
     except (KeyError, ValueError) as exc:

@@ -166,6 +166,8 @@ class RunLock:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if self._held_by_this_process():  # the CLI claims --out before the library does
+                return
             raise RunDirBusy(f"{self.directory} is in use by {self._holder()}; wait for it to finish, "
                              f"or use another --out") from None
         except OSError as exc:  # a file system without flock (some network mounts)
@@ -178,6 +180,15 @@ class RunLock:
         os.ftruncate(fd, 0)
         os.write(fd, (json.dumps(info) + "\n").encode("utf-8"))
         self._fd = fd
+
+    def _held_by_this_process(self) -> bool:
+        """A flock held elsewhere in this process (a file written by a dead process cannot be
+        held: the kernel dropped its lock)."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return info.get("pid") == os.getpid() and info.get("host") == socket.gethostname()
 
     def _holder(self) -> str:
         """The other process as the lock file names it (it may not have written it yet)."""
