@@ -111,6 +111,12 @@ def get_format(name: str) -> Format:
 def detect(path: Path) -> Format:
     if not path.exists():
         raise _error(f"no such file or directory: {path}")
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as exc:  # say so, rather than that no format matched
+            raise _error(f"{path}: cannot read ({exc.strerror or exc})") from None
     for fmt in FORMATS.values():
         try:
             if fmt.detect(path):

@@ -14,8 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, clean_text,
-                                        guarded, humanise, image_file, read_delimited)
+from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, bad_row,
+                                        clean_text, guarded, humanise, image_file, not_a_file, read_delimited)
 from modint.data.sample import IMAGE_HEAVY, Sample
 from modint.seeding import rng_for
 
@@ -142,12 +142,12 @@ def _class_dirs(base: Path) -> list[str]:
     except OSError:
         return []
     for entry in entries:
-        if entry.is_dir() and not entry.name.startswith("."):
-            try:
-                if any(_is_image(e.name) for e in os.scandir(entry.path)):
-                    out.append(entry.name)
-            except OSError:
-                continue
+        try:
+            if entry.is_dir() and not entry.name.startswith(".") and any(
+                    _is_image(e.name) for e in os.scandir(entry.path)):
+                out.append(entry.name)
+        except OSError:  # a looping link or an unreadable folder holds no class
+            continue
     return out
 
 
@@ -184,10 +184,19 @@ def load_tree(path: Path, split: str, options: dict, report: LoadReport) -> list
     out: list[Sample] = []
     for c in classes:
         for entry in sorted(os.scandir(base / c), key=lambda e: e.name):
-            if not entry.is_file() or not _is_image(entry.name):
+            if not _is_image(entry.name):
                 continue
             where = Where(f"{prefix}{c}/{entry.name}")
             sample_id = f"{prefix}{c}/{Path(entry.name).stem}"
+            try:
+                is_file = entry.is_file()
+            except OSError as exc:  # a looping symbolic link
+                out.append(bad_row(where, sample_id, IMAGE_HEAVY, f"cannot open the image ({exc.strerror})"))
+                continue
+            if not is_file:
+                out.append(bad_row(where, sample_id, IMAGE_HEAVY, not_a_file(entry.path, entry.name)
+                                   or "not a file"))
+                continue
             out.append(guarded(where, sample_id, IMAGE_HEAVY, lambda: class_question(
                 where, sample_id, c, label_names, pool, ImageFile(entry.path, where), n_options, facts,
                 split)))

@@ -34,9 +34,9 @@ GENERIC_FIELDS = ("id", "family", "question", "options", "answer", "image", "con
 GENERIC_OPTIONS = {"family": "family of records that have none (image_heavy, text_heavy, vqa)"}
 PUBLISHED_OPTIONS = {"family": "family of every record (default: the record's, else inferred: no image -> "
                                "text_heavy, facts -> image_heavy, else vqa)",
-                     "image_root": "folder image paths are relative to (default: the file's folder, its images/ folder, or "
-                  "the folder the paths were written from); a relative one is taken from the file's folder "
-                  "first"}
+                     "image_root": "folder image paths are relative to (default: the file's folder, its images/ "
+                                   "folder, or the folder the paths were written from); a relative one is taken "
+                                   "from the file's folder first"}
 EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv")
 
 

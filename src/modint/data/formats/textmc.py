@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (LoadReport, RowError, Where, first_jsonl_record, guarded, make_sample,
-                                        read_delimited, read_jsonl, split_from_name)
+from modint.data.formats.common import (LoadReport, RowError, Where, bad_row, first_jsonl_record, guarded,
+                                        make_sample, read_delimited, read_jsonl, split_from_name)
 from modint.data.sample import TEXT_HEAVY, Sample
 
 # ---------------------------------------------------------------- OpenBookQA
@@ -134,6 +134,9 @@ def load_mmlu(path: Path, split: str, options: dict, report: LoadReport) -> list
         m = _MMLU_FILE.match(file.name)
         subject = m.group("subject") if m else file.stem
         display = file.name if path.is_file() else str(file.relative_to(path))
+        if file.stat().st_size == 0:  # one line for it, and the other subjects still load
+            out.append(bad_row(Where(display), f"{subject}-{split}-empty", TEXT_HEAVY, "empty file (no questions)"))
+            continue
         for row in read_delimited(file, display, ",", header=False):
             where = Where(display, row.number)
             ident = f"{subject}-{split}-{row.number}"

@@ -14,7 +14,7 @@ from modint.data.formats import LoadedSamples, available_splits, load_path, pars
 from modint.data.formats.common import ImageFile, LazyImage, row_error
 from modint.data.sample import Sample, SampleError, load_image, validate_sample
 
-INTERNAL_META = {"error", "source", "split", "facts"}
+INTERNAL_META = {"error", "source", "split", "facts", "where"}
 
 
 def _load_splits(path: str, split: str | None, options: dict[str, Any]) -> tuple[str, list[tuple[str, LoadedSamples]]]:
@@ -62,7 +62,8 @@ def inspect_dataset(path: str, split: str | None = None, images: bool = True, ma
             if problem is None:
                 try:
                     if s.id in seen:
-                        raise SampleError(f"sample {s.id!r}: duplicate id")
+                        raise SampleError(f"{s.meta.get('where') or 'sample'}: duplicate id {s.id!r} (only the "
+                                          f"first is used)")
                     validate_sample(s)
                     if s.image is not None:
                         cell["with_image"] += 1
