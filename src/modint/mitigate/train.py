@@ -352,7 +352,6 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     from modint.diagnose.engine import _distributed_state
-
     from modint.diagnose.rundir import RunLock
 
     rank, world, _ = _distributed_state()
