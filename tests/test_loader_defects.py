@@ -53,13 +53,15 @@ def test_convert_leaves_out_rows_whose_image_does_not_decode(tmp_path):
 
 
 def make_authors_layout(repo):
-    """data/<set>/<set>_test.json with the images in data/<set>/images/, paths written three ways."""
+    """The published code's layout: data/<set>/multiple_choice_data_<task>.json, whose image
+    paths are relative to data/<set>/images/ (also written from the repository root, or with the
+    images/ prefix)."""
     folder = repo / "data" / "mini-imagenet"
-    (folder / "images").mkdir(parents=True)
-    for name in ("a.jpg", "b.jpg", "c.jpg"):
+    (folder / "images" / "n02110063").mkdir(parents=True)
+    for name in ("n02110063/a.jpg", "b.jpg", "c.jpg"):
         (folder / "images" / name).write_bytes(jpeg_bytes())
     choices = {"A": "malamute", "B": "robin", "C": "tench", "D": "goldfish"}
-    recs = [{"id": "bare", "question": "What is the main object in the image?", "image": "a.jpg",
+    recs = [{"id": "bare", "question": "What is the main object in the image?", "image": "n02110063/a.jpg",
              "multiple_choices": choices, "multiple_choices_answer": "A", "facts": {"robin": "A robin."}},
             {"id": "from-repo", "question": "What is the main object in the image?",
              "image": "data/mini-imagenet/images/b.jpg", "multiple_choices": choices,
@@ -68,7 +70,7 @@ def make_authors_layout(repo):
              "multiple_choices": choices, "multiple_choices_answer": "C", "facts": {"robin": "A robin."}},
             {"id": "gone", "question": "What is the main object in the image?", "image": "missing.jpg",
              "multiple_choices": choices, "multiple_choices_answer": "C"}]
-    path = folder / "mini-imagenet_test.json"
+    path = folder / "multiple_choice_data_test.json"
     path.write_text(json.dumps(recs))
     return path
 
@@ -84,7 +86,7 @@ def test_published_json_finds_its_images_from_any_working_directory(tmp_path, mo
         assert sorted(ok) == ["bare", "from-repo", "in-images"], options
         assert all(load_image(s).size == (32, 32) for s in ok.values())
         (bad,) = [s for s in samples if row_error(s)]
-        assert row_error(bad).startswith("mini-imagenet_test.json row 4: image not found: missing.jpg")
+        assert row_error(bad).startswith("multiple_choice_data_test.json row 4: image not found: missing.jpg")
 
 
 def test_openbookqa_loads_additional_beside_main(tmp_path):
