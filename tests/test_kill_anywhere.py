@@ -49,14 +49,16 @@ def _lines(path: Path) -> int:
 def _run_with_kills(zygote: Zygote, argv: list[str], out: Path, progress_file: str, total: int, kills: int,
                     rng: random.Random, log: Path, resume_flag: tuple[str, ...] = ()) -> list[dict]:
     """Start ``argv --out OUT``; SIGKILL it once ``progress_file`` has a random number of lines
-    (plus a random delay); start it again (with ``resume_flag``) and so on, ``kills`` times;
-    then let the last run finish. Returns the kill points."""
+    (plus a random delay; 0 lines: during start-up); start it again (with ``resume_flag``) and so
+    on, ``kills`` times at increasing line counts; then let the last run finish. Returns the kill
+    points."""
     points = []
-    for k in range(kills):
-        target, delay = rng.randint(0, max(0, total - 1)), rng.uniform(0, 0.3)
+    targets = sorted(rng.sample(range(total), kills))  # in order: each kill lands further into the work
+    for k, target in enumerate(targets):
+        delay = rng.uniform(0, 0.3)
         pid = zygote.start([*argv, "--out", out, *(resume_flag if k else ())], log)
-        deadline = time.time() + 120
-        while _lines(out / progress_file) < target and time.time() < deadline:
+        deadline = time.time() + 600
+        while _lines(out / progress_file) < target and time.time() < deadline and zygote.running(pid):
             time.sleep(0.01)
         time.sleep(delay)
         os.kill(pid, signal.SIGKILL)

@@ -73,6 +73,18 @@ class Zygote:
     def run(self, argv: list[str], log: Path, fsize: int | None = None) -> dict:
         return self.wait(self.start(argv, log, fsize))
 
+    @staticmethod
+    def running(pid: int) -> bool:
+        """Whether a child still runs (an ended one stays a zombie until ``wait``)."""
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except (OSError, IndexError):
+            return False
+
     def close(self) -> None:
         self.proc.stdin.close()
-        self.proc.wait(timeout=30)
+        try:
+            self.proc.wait(timeout=300)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -408,7 +408,9 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
         log.info("resumed at step %d", start)
         if rank == 0 and log_path.exists():  # drop what the interrupted run logged after its checkpoint
             kept = [l for l in log_path.read_text().splitlines() if _logged_step(l) <= start]
-            log_path.write_text("".join(l + "\n" for l in kept))
+            tmp = log_path.with_name(log_path.name + ".tmp")  # a kill while rewriting must not lose the log
+            tmp.write_text("".join(l + "\n" for l in kept))
+            tmp.replace(log_path)
     elif rank == 0 and log_path.exists():
         log_path.unlink()  # a fresh run: a stale log would mix two runs
     started = time.time()
