@@ -249,7 +249,7 @@ def test_mini_imagenet_csv_splits_and_classnames(tmp_path):
     assert len(ok) == 5 and all(s.family == "image_heavy" for s in ok)
     first = ok[0]
     assert first.id == "n0153282900000001" and first.options[first.answer] == "house finch"
-    assert "n01704323" in {o for s in ok for o in s.options}  # unmapped wnids stay as they are
+    assert "triceratops" in {o for s in ok for o in s.options}  # ids the file lacks: the bundled ImageNet name
     assert errors_of(samples) == [
         "test.csv row 6: image not found: n0999999900000001.jpg",
         "test.csv row 7: image path '../../etc/passwd' escapes the dataset folder",

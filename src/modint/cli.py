@@ -190,9 +190,25 @@ def _fail_on_errors(summary: dict, out_dir: Path, max_error_rate: float) -> None
         failure(f"{problem} (records kept in {out_dir}; see --max-error-rate)")
 
 
+def _claim(out_dir: Path):
+    """Hold --out for this process from the start, so that a second writer is refused at once
+    (before a model loads); each rank of `accelerate launch` holds its own part."""
+    from modint.diagnose.rundir import RunLock
+
+    rank = int(os.environ.get("RANK", "0") or 0)
+    return RunLock(out_dir, "" if rank == 0 else f"rank{rank}")
+
+
 def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
          keep=None, facts_model=None) -> dict:
     """Load the benchmark and the model (a usage error for anything missing), then diagnose."""
+    with _claim(out_dir):
+        return _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype, device_map,
+                            trust_remote_code, keep, facts_model)
+
+
+def _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
+                 keep=None, facts_model=None) -> dict:
     from modint.api import run_diagnosis
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
@@ -288,6 +304,7 @@ def train(
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
                                                    "lr": lr, "trainable": trainable,
                                                    "checkpoint_every": checkpoint_every}, seed)
+    _claim(out_dir).acquire()  # refused at once if another process trains here; held until exit
     val = None if val_split.lower() == "none" else val_split
     if val == eval_split:
         usage_error(f"--val-split and --eval-split are both {val!r}: choosing on the split that is reported is "
@@ -704,6 +721,8 @@ def data_inspect(
     print(f"questions by number of options: {hist}")
     for reason, n in report["skipped"].items():
         print(f"skipped: {n} x {reason}")
+    for message in report["warnings"]:
+        print(f"warning: {message}")
     print(f"images decoded: {report['images_decoded']}" if images else "images: not decoded (--no-images)")
     print(f"errors: {report['errors']}")
     for message in report["error_messages"][:show]:
@@ -737,6 +756,8 @@ def data_convert(
         print(f"wrote {result['images_written']} embedded images to {result['images_folder']}")
     if result["duplicates"]:
         print(f"left out {result['duplicates']} samples already written from an earlier split")
+    for message in result["warnings"]:
+        print(f"warning: {message}")
     if result["errors"]:
         print(f"left out {result['errors']} rows with errors:")
         for message in result["error_messages"][:show]:
@@ -754,8 +775,23 @@ _register_interop()
 
 
 def main() -> None:
+    import errno
+
+    from modint.diagnose.rundir import RunDirBusy
+
     logging.basicConfig(level=os.environ.get("MODINT_LOG", "WARNING"), format="%(levelname)s %(name)s: %(message)s")
-    app()
+    try:
+        app()
+    except RunDirBusy as exc:
+        print(f"modint: failed: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except OSError as exc:  # a full disk or a read-only --out: one line; what was written stays valid
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        where = f"cannot write {exc.filename}: " if exc.filename else ""
+        print(f"modint: failed: {where}{exc.strerror or exc} (what was written is kept; re-run the same "
+              f"command to resume)", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

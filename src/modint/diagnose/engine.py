@@ -302,7 +302,13 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     rank, world, barrier = distributed_state()
+    with rundir.RunLock(out, "" if rank == 0 else f"rank{rank}"):  # one writer per run directory
+        return _diagnose_locked(adapter, samples, out, config, progress, run_info, started, rank, world, barrier)
 
+
+def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config: DiagnoseConfig,
+                     progress: Progress | None, run_info: dict[str, Any], started: float, rank: int, world: int,
+                     barrier: Callable[[], None]) -> dict[str, Any]:
     groups, invalid = plan(samples, config)
     pools = default_pools(list(samples), switch_source=config.switch_source, part=config.pool_part)
     final_path = out / rundir.RECORDS

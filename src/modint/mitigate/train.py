@@ -380,11 +380,19 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     cfg.check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    from modint.diagnose.rundir import RunLock
     from modint.distributed import distributed_state
 
     rank, world, _ = distributed_state()
     if selector is not None and world > 1:
         raise ValueError("choosing a checkpoint on val runs in one process: launch without accelerate")
+    with RunLock(out, "" if rank == 0 else f"rank{rank}"):  # one writer per output directory
+        return _train_locked(adapter, samples, out, cfg, progress, resume, rank, world, logger, selector)
+
+
+def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: TrainConfig,
+                  progress: Callable[[int, int, dict], None] | None, resume: bool, rank: int, world: int,
+                  logger: Any, selector: Any) -> Path:
     families_trained = RECIPES[cfg.recipe].families
     samples = [s for s in samples if s.family in families_trained]
     quotas = {f: q for f, q in cfg.quotas.items() if f in families_trained}
@@ -419,10 +427,10 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     log_path = out / "train_log.jsonl"
     if resume and acc is not None and (ckpt / "sharded" / "step.json").exists():
         acc.load_state(str(ckpt / "sharded"))
-        sched.load_state_dict(torch.load(ckpt / "sharded" / "scheduler.pt", weights_only=False))
+        sched.load_state_dict(torch.load(ckpt / "sharded" / "scheduler.pt", weights_only=True))
         start = json.loads((ckpt / "sharded" / "step.json").read_text())["step"]
     elif resume and acc is None and (ckpt / "state.pt").exists():
-        state = torch.load(ckpt / "state.pt", weights_only=False)
+        state = torch.load(ckpt / "state.pt", weights_only=True)  # tensors and plain values only
         names = {n for n, p in adapter.model.named_parameters() if p.requires_grad}
         adapter.model.load_state_dict({k: v for k, v in state["params"].items() if k in names}, strict=False)
         opt.load_state_dict(state["optimizer"])
@@ -430,8 +438,10 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         start = state["step"]
         log.info("resumed at step %d", start)
         if rank == 0 and log_path.exists():  # drop what the interrupted run logged after its checkpoint
-            kept = [l for l in log_path.read_text().splitlines() if l.strip() and json.loads(l)["step"] <= start]
-            log_path.write_text("".join(l + "\n" for l in kept))
+            kept = [l for l in log_path.read_text().splitlines() if _logged_step(l) <= start]
+            tmp = log_path.with_name(log_path.name + ".tmp")  # a kill while rewriting must not lose the log
+            tmp.write_text("".join(l + "\n" for l in kept))
+            tmp.replace(log_path)
     elif rank == 0 and log_path.exists():
         log_path.unlink()  # a fresh run: a stale log would mix two runs
     started = time.time()
@@ -487,6 +497,14 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
         (out / "pools.json").write_text(json.dumps(pools.describe(), indent=1))
     return model_dir
+
+
+def _logged_step(line: str) -> float:
+    """The step of a train_log line; a blank or torn one (a kill mid-write) counts as after any."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
 
 
 def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from modint.report.format import percent
+from modint.report.safe import latex_escape, spreadsheet_cell
 
 FORMATS = ("md", "csv", "tex")
 CSV_HEADER = ("family", "condition", "reference", "n", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
@@ -85,16 +86,12 @@ def csv_table(summary: dict[str, Any], by_task: bool = False) -> str:
         values = [row.get("family"), row.get("condition"), int(bool(row.get("is_reference"))), row.get("n"),
                   _p(row.get("accuracy")), _p(alo), _p(ahi), _p(row.get("delta"), True), _p(dlo, True),
                   _p(dhi, True), _p(row.get("flip_rate")), _p(row.get("followed_distractor_rate"))]
-        writer.writerow(_with_task(["" if v is None else v for v in values], row, by_task))
+        writer.writerow(["" if v is None else spreadsheet_cell(v) for v in _with_task(values, row, by_task)])
     return buf.getvalue()
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-
-
 def tex_escape(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in str(text))
+    return latex_escape(text)
 
 
 def latex(summary: dict[str, Any]) -> str:
@@ -115,7 +112,8 @@ def latex(summary: dict[str, Any]) -> str:
         if delta not in ("--", "ref."):
             value, _, rest = delta.partition(" ")
             delta = math(value) + (" " + rest if rest else "")
-        lines.append(" & ".join([tex_escape(family), tex_escape(condition), n, acc, delta, flips, followed]) + r" \\")
+        lines.append(" & ".join([tex_escape(family), tex_escape(condition), tex_escape(n), acc, delta, flips,
+                                 followed]) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     return "\n".join(lines) + "\n"
 

@@ -12,6 +12,7 @@ A benchmark string may carry options after ``?``: ``data/ScienceQA?scienceqa_ima
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,6 +21,7 @@ from modint.data.formats import classfolder, hf, parquet, records, textmc, vqa
 from modint.data.formats.common import LoadReport, row_error, spread
 from modint.data.sample import Sample
 
+log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Format:
@@ -67,12 +69,13 @@ COMMON_OPTIONS = {"format": "the format, when detection is not wanted"}
 
 
 class LoadedSamples(list):
-    """A list of samples that also says where they came from: ``format``, ``splits`` loaded and
-    ``skipped`` (reason -> count of records left out on purpose)."""
+    """A list of samples that also says where they came from: ``format``, ``splits`` loaded,
+    ``skipped`` (reason -> count of records left out on purpose) and ``warnings``."""
 
     format: str = ""
     splits: list[str]
     skipped: dict[str, int]
+    warnings: list[str]
 
     @property
     def errors(self) -> list[str]:
@@ -111,6 +114,12 @@ def get_format(name: str) -> Format:
 def detect(path: Path) -> Format:
     if not path.exists():
         raise _error(f"no such file or directory: {path}")
+    if path.is_file():
+        try:
+            with open(path, "rb") as f:
+                f.read(1)
+        except OSError as exc:  # say so, rather than that no format matched
+            raise _error(f"{path}: cannot read ({exc.strerror or exc})") from None
     for fmt in FORMATS.values():
         try:
             if fmt.detect(path):
@@ -169,4 +178,7 @@ def load_path(path: str | Path, split: str = "test", limit: int | None = None, *
         earlier |= {s.id for s in loaded}
     out = LoadedSamples(spread(samples, limit))
     out.format, out.splits, out.skipped = fmt.name, chosen, dict(report.skipped)
+    out.warnings = list(report.warnings)
+    for message in out.warnings:
+        log.warning("%s", message)
     return out

@@ -14,8 +14,8 @@ import os
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, clean_text,
-                                        guarded, humanise, image_file, read_delimited)
+from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, bad_row,
+                                        clean_text, guarded, humanise, image_file, not_a_file, read_delimited)
 from modint.data.sample import IMAGE_HEAVY, Sample
 from modint.seeding import rng_for
 
@@ -25,8 +25,14 @@ SPLIT_DIRS = ("train", "val", "validation", "dev", "test")
 SKIPPED_CLASSES = {"BACKGROUND_Google"}  # Caltech-101's clutter class is not an object
 MINI_SPLITS = ("train", "val", "test")
 
+WORDNET_ID = re.compile(r"^n\d{8}$")
+# ImageNet-1k's WordNet ids and names (from timm's imagenet_synsets.txt and synset-to-lemma table,
+# Apache-2.0); it holds every mini-ImageNet class.
+BUNDLED_CLASSNAMES = Path(__file__).resolve().parents[2] / "assets" / "imagenet_classnames.txt"
+
 OPTIONS = {
-    "classnames": "a file naming classes: JSON {folder or label: name}, or lines 'n01440764 tench, Tinca tinca'",
+    "classnames": "a file naming classes: JSON {folder or label: name}, or lines 'n01440764 tench, Tinca tinca' "
+                  "(default: ImageNet-1k names for WordNet ids)",
     "n_options": "options per question (default 4)",
     "facts": "a JSON file {class name: misleading sentence} used by misleading_text instead of the template",
 }
@@ -100,6 +106,29 @@ def read_classnames(path: Path) -> dict[str, str]:
     return names
 
 
+def class_names(labels: list[str], names: dict[str, str], report: LoadReport) -> dict[str, str]:
+    """Label -> the name offered as an option: the classnames file's, else the bundled ImageNet
+    name of a WordNet id, else the label made readable. A WordNet id that stays an id (a
+    classnames file without it, or an id outside ImageNet-1k) gets a warning: options such as
+    ``n02110063`` test nothing about the picture."""
+    bundled: dict[str, str] | None = None
+    out, raw = {}, []
+    for label in dict.fromkeys(labels):
+        name = names.get(label)
+        if name is None and WORDNET_ID.match(label):
+            if bundled is None:
+                bundled = read_classnames(BUNDLED_CLASSNAMES)
+            name = bundled.get(label)
+            if name is None:
+                raw.append(label)
+        out[label] = name or humanise(label)
+    if raw:
+        shown = ", ".join(raw[:5]) + (f" and {len(raw) - 5} more" if len(raw) > 5 else "")
+        report.warn(f"{len(raw)} class(es) have no name, so their WordNet ids are the answer options ({shown}): "
+                    f"pass -o classnames=FILE (e.g. ImageNet's LOC_synset_mapping.txt)")
+    return out
+
+
 # ---------------------------------------------------------------- class-folder trees
 
 def _is_image(name: str) -> bool:
@@ -113,12 +142,12 @@ def _class_dirs(base: Path) -> list[str]:
     except OSError:
         return []
     for entry in entries:
-        if entry.is_dir() and not entry.name.startswith("."):
-            try:
-                if any(_is_image(e.name) for e in os.scandir(entry.path)):
-                    out.append(entry.name)
-            except OSError:
-                continue
+        try:
+            if entry.is_dir() and not entry.name.startswith(".") and any(
+                    _is_image(e.name) for e in os.scandir(entry.path)):
+                out.append(entry.name)
+        except OSError:  # a looping link or an unreadable folder holds no class
+            continue
     return out
 
 
@@ -150,15 +179,24 @@ def load_tree(path: Path, split: str, options: dict, report: LoadReport) -> list
     classes = [c for c in _class_dirs(base) if c not in SKIPPED_CLASSES]
     if len(classes) < len(_class_dirs(base)):
         report.skip("Caltech-101 background class (BACKGROUND_Google)")
-    label_names = {c: names.get(c) or humanise(c) for c in classes}
+    label_names = class_names(classes, names, report)
     pool = sorted(set(label_names.values()))
     out: list[Sample] = []
     for c in classes:
         for entry in sorted(os.scandir(base / c), key=lambda e: e.name):
-            if not entry.is_file() or not _is_image(entry.name):
+            if not _is_image(entry.name):
                 continue
             where = Where(f"{prefix}{c}/{entry.name}")
             sample_id = f"{prefix}{c}/{Path(entry.name).stem}"
+            try:
+                is_file = entry.is_file()
+            except OSError as exc:  # a looping symbolic link
+                out.append(bad_row(where, sample_id, IMAGE_HEAVY, f"cannot open the image ({exc.strerror})"))
+                continue
+            if not is_file:
+                out.append(bad_row(where, sample_id, IMAGE_HEAVY, not_a_file(entry.path, entry.name)
+                                   or "not a file"))
+                continue
             out.append(guarded(where, sample_id, IMAGE_HEAVY, lambda: class_question(
                 where, sample_id, c, label_names, pool, ImageFile(entry.path, where), n_options, facts,
                 split)))
@@ -214,7 +252,7 @@ def load_mini(path: Path, split: str, options: dict, report: LoadReport) -> list
                 labels.append(clean_text(fields[1], "label"))
             except RowError:
                 pass
-    label_names = {lab: names.get(lab) or humanise(lab) for lab in labels if lab}
+    label_names = class_names([lab for lab in labels if lab], names, report)
     pool = sorted(set(label_names.values()))
     out = []
     for where, fallback, fields, problem in rows:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import csv
+import errno
 import io
 import json
 import os
@@ -66,21 +67,31 @@ def row_error(sample: Sample) -> str | None:
 
 
 def guarded(where: Where, sample_id: str, family: str, build: Callable[[], Sample | None]) -> Sample | None:
-    """``build()``, or a bad-row sample when it raises RowError."""
+    """``build()``, or a bad-row sample when it raises RowError. The sample keeps its row in
+    ``meta["where"]`` for later messages (a duplicate id)."""
     try:
-        return build()
+        sample = build()
     except RowError as exc:
         return bad_row(where, sample_id, family, str(exc))
+    if sample is not None and isinstance(sample.meta, dict):
+        sample.meta.setdefault("where", str(where))
+    return sample
 
 
 @dataclass
 class LoadReport:
-    """What a load left out on purpose (e.g. video questions of SEED-Bench): reason -> count."""
+    """What a load left out on purpose (e.g. video questions of SEED-Bench): reason -> count;
+    and warnings about data that loads but may not be what the user expects."""
 
     skipped: Counter = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] += n
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
 
 
 # ---------------------------------------------------------------- text and answers
@@ -335,8 +346,22 @@ def image_file(root: str | Path, relative: Any, where: Where, extensions: Sequen
         for ext in extensions:
             if os.path.isfile(full + ext):
                 return ImageFile(full + ext, where)
-        raise RowError(f"image not found: {os.path.relpath(full, os.path.abspath(root))}")
+        shown = os.path.relpath(full, os.path.abspath(root))
+        raise RowError(not_a_file(full, shown) or f"image not found: {shown}")
     return ImageFile(full, where)
+
+
+def not_a_file(full: str, shown: str) -> str | None:
+    """Why an existing-looking image path is no file (a folder, a dangling or looping link)."""
+    if os.path.isdir(full):
+        return f"image path {shown} is a folder, not a file"
+    if os.path.islink(full):
+        try:
+            os.stat(full)
+        except OSError as exc:
+            kind = "looping" if exc.errno == errno.ELOOP else "dangling"
+            return f"image path {shown} is a {kind} symbolic link"
+    return None
 
 
 # ---------------------------------------------------------------- readers

@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from modint.data.formats.common import (IMAGE_EXTENSIONS, Base64Image, ImageFile, LoadReport, RowError, Where,
-                                        clean_text, first_jsonl_record, guarded, image_file, load_json, make_sample,
-                                        read_delimited, read_jsonl, split_from_name)
+                                        clean_text, first_jsonl_record, guarded, image_file, inside, load_json,
+                                        make_sample, read_delimited, read_jsonl, split_from_name)
 from modint.data.sample import FAMILIES, IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
 
 GENERIC_FIELDS = ("id", "family", "question", "options", "answer", "image", "context", "facts", "split", "meta")
 GENERIC_OPTIONS = {"family": "family of records that have none (image_heavy, text_heavy, vqa)"}
 PUBLISHED_OPTIONS = {"family": "family of every record (default: the record's, else inferred: no image -> "
                                "text_heavy, facts -> image_heavy, else vqa)",
-                     "image_root": "folder image paths are relative to (default: the file's folder)"}
+                     "image_root": "folder image paths are relative to (default: the file's folder, its images/ "
+                                   "folder, or the folder the paths were written from); a relative one is taken "
+                                   "from the file's folder first"}
 EXTENSIONS = (".jsonl", ".json", ".csv", ".tsv")
 
 
@@ -238,7 +240,39 @@ def looks_base64(text: str) -> bool:
     return _BASE64.fullmatch(text[:4096]) is not None
 
 
-def published_sample(where: Where, rec: dict, root: Path, family: str | None, ident: str, split: str) -> Sample:
+def published_roots(path: Path, image_root: str | None) -> list[Path]:
+    """Folders a record's image path may be relative to, in the order tried. The authors keep a
+    set's JSON and its ``images/`` folder in ``data/<set>/`` and write paths either as bare file
+    names or from the repository root (``data/<set>/images/x.jpg``); neither may depend on the
+    folder the command runs in."""
+    here = path.parent.resolve()
+    if image_root:
+        given = Path(image_root).expanduser()
+        chosen = [given] if given.is_absolute() else [here / given, given.resolve()]
+        return chosen + [here, here / "images"]
+    return [here, here / "images"]
+
+
+def published_image(roots: list[Path], here: Path, raw: str, where: Where) -> ImageFile:
+    """The image of a record: the first of ``roots`` that holds ``raw``, else ``raw`` taken as
+    written from a folder above the JSON file's folder ``here`` (its leading parts name that
+    folder: ``data/<set>/images/x.jpg``)."""
+    for root in roots:
+        full = inside(root, raw)
+        if os.path.isfile(full):
+            return ImageFile(full, where)
+    parts = Path(os.path.normpath(raw.strip())).parts
+    for depth in range(1, min(len(here.parts), len(parts))):
+        if parts[:depth] == here.parts[-depth:]:
+            full = inside(here, os.path.join(*parts[depth:]))
+            if os.path.isfile(full):
+                return ImageFile(full, where)
+    raise RowError(f"image not found: {raw.strip()} (looked in {', '.join(str(r) for r in roots)}; "
+                   f"pass -o image_root=FOLDER)")
+
+
+def published_sample(where: Where, rec: dict, roots: list[Path], family: str | None, ident: str,
+                     split: str, here: Path | None = None) -> Sample:
     choices = rec.get("multiple_choices")
     if not isinstance(choices, dict):
         raise RowError("multiple_choices must be an object {letter: text}")
@@ -246,7 +280,8 @@ def published_sample(where: Where, rec: dict, root: Path, family: str | None, id
     image = None
     raw = rec.get("image")
     if isinstance(raw, str) and raw.strip():
-        image = Base64Image(raw, where) if looks_base64(raw.strip()) else image_file(root, raw, where)
+        image = Base64Image(raw, where) if looks_base64(raw.strip()) else published_image(
+            roots, here or roots[0], raw, where)
     facts = rec.get("facts")
     if family is None:
         family = clean_text(rec.get("family"), "family") or (
@@ -259,7 +294,7 @@ def published_sample(where: Where, rec: dict, root: Path, family: str | None, id
 
 def load_published(path: Path, split: str, options: dict, report: LoadReport) -> list[Sample]:
     _check_options(options)
-    root = Path(options["image_root"]) if options.get("image_root") else path.parent
+    roots = published_roots(path, options.get("image_root"))
     out = []
     for where, rec, key in iter_records(path, path.name):
         ident = (str(rec.get("id") or "").strip() if isinstance(rec, dict) else "") or key or f"{path.stem}-{where.row}"
@@ -270,7 +305,7 @@ def load_published(path: Path, split: str, options: dict, report: LoadReport) ->
         def build(rec=rec, where=where, ident=ident) -> Sample:
             if isinstance(rec, RowError):
                 raise rec
-            return published_sample(where, rec, root, options.get("family"), ident, split)
+            return published_sample(where, rec, roots, options.get("family"), ident, split, path.parent.resolve())
 
         out.append(guarded(where, ident, guess, build))
     return out

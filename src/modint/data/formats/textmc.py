@@ -6,19 +6,23 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (LoadReport, RowError, Where, first_jsonl_record, guarded, make_sample,
-                                        read_delimited, read_jsonl, split_from_name)
+from modint.data.formats.common import (LoadReport, RowError, Where, bad_row, first_jsonl_record, guarded,
+                                        make_sample, read_delimited, read_jsonl, split_from_name)
 from modint.data.sample import TEXT_HEAVY, Sample
 
 # ---------------------------------------------------------------- OpenBookQA
 
 
-def _obqa_dir(path: Path) -> Path | None:
+def _obqa_dirs(path: Path) -> list[Path]:
+    """The folders of OpenBookQA files: ``Main`` and, in the official release, ``Additional``
+    (the same questions with their science fact, ``*_complete.jsonl``) beside it."""
     for sub in ("", "Main", "Data/Main", "OpenBookQA-V1-Sep2018/Data/Main"):
         d = path / sub if sub else path
         if d.is_dir() and any(_is_obqa(f) for f in sorted(d.glob("*.jsonl"))):
-            return d
-    return None
+            extra = d.parent / "Additional"
+            has_extra = d.name == "Main" and extra.is_dir() and any(_is_obqa(f) for f in sorted(extra.glob("*.jsonl")))
+            return [d, extra] if has_extra else [d]
+    return []
 
 
 def _is_obqa(path: Path) -> bool:
@@ -29,14 +33,18 @@ def _is_obqa(path: Path) -> bool:
 def detect_obqa(path: Path) -> bool:
     if path.is_file():
         return path.suffix.lower() == ".jsonl" and _is_obqa(path)
-    return path.is_dir() and _obqa_dir(path) is not None
+    return path.is_dir() and bool(_obqa_dirs(path))
 
 
 def _obqa_files(path: Path) -> dict[str, Path]:
     if path.is_file():
         return {split_from_name(path.name): path}
-    d = _obqa_dir(path)
-    return {f.stem: f for f in sorted(d.glob("*.jsonl")) if _is_obqa(f)} if d else {}
+    files: dict[str, Path] = {}
+    for d in _obqa_dirs(path):
+        for f in sorted(d.glob("*.jsonl")):
+            if _is_obqa(f):
+                files[f.stem if f.stem not in files else f"{d.name.lower()}-{f.stem}"] = f
+    return files
 
 
 def splits_obqa(path: Path, options: dict) -> list[str]:
@@ -126,6 +134,9 @@ def load_mmlu(path: Path, split: str, options: dict, report: LoadReport) -> list
         m = _MMLU_FILE.match(file.name)
         subject = m.group("subject") if m else file.stem
         display = file.name if path.is_file() else str(file.relative_to(path))
+        if file.stat().st_size == 0:  # one line for it, and the other subjects still load
+            out.append(bad_row(Where(display), f"{subject}-{split}-empty", TEXT_HEAVY, "empty file (no questions)"))
+            continue
         for row in read_delimited(file, display, ",", header=False):
             where = Where(display, row.number)
             ident = f"{subject}-{split}-{row.number}"

@@ -14,7 +14,7 @@ from modint.data.formats import LoadedSamples, available_splits, load_path, pars
 from modint.data.formats.common import ImageFile, LazyImage, row_error
 from modint.data.sample import Sample, SampleError, load_image, validate_sample
 
-INTERNAL_META = {"error", "source", "split", "facts"}
+INTERNAL_META = {"error", "source", "split", "facts", "where"}
 
 
 def _load_splits(path: str, split: str | None, options: dict[str, Any]) -> tuple[str, list[tuple[str, LoadedSamples]]]:
@@ -32,8 +32,14 @@ def _load_splits(path: str, split: str | None, options: dict[str, Any]) -> tuple
 def inspect_dataset(path: str, split: str | None = None, images: bool = True, max_messages: int = 10,
                     **options: Any) -> dict[str, Any]:
     """Counts per split and family, the option-count histogram, and every problem: rows that could
-    not be read, samples that fail validation, images that do not decode (each decoded once)."""
+    not be read, samples that fail validation, images that do not decode (each decoded once).
+
+    A sample is counted in the first split that holds it: derived splits that repeat others
+    (ScienceQA's ``trainval``, ``minitrain``, ...; OpenBookQA's ``Additional``) add only what is
+    new, and the repeats are reported under ``skipped``."""
     fmt, loaded = _load_splits(path, split, options)
+    counted: set[str] = set()
+    warnings: list[str] = []
     per_split: dict[str, dict[str, dict[str, int]]] = {}
     n_options: Counter = Counter()
     messages: list[str] = []
@@ -42,16 +48,22 @@ def inspect_dataset(path: str, split: str | None = None, images: bool = True, ma
     decoded = 0
     for name, samples in loaded:
         skipped.update(samples.skipped)
-        table = per_split.setdefault(name, {})
+        warnings += [w for w in samples.warnings if w not in warnings]
+        table: dict[str, dict[str, int]] = {}
         seen: set[str] = set()
+        repeats = 0
         for s in samples:
+            if s.id in counted and s.id not in seen:
+                repeats += 1
+                continue
             cell = table.setdefault(s.family, {"samples": 0, "errors": 0, "with_image": 0})
             cell["samples"] += 1
             problem = row_error(s)
             if problem is None:
                 try:
                     if s.id in seen:
-                        raise SampleError(f"sample {s.id!r}: duplicate id")
+                        raise SampleError(f"{s.meta.get('where') or 'sample'}: duplicate id {s.id!r} (only the "
+                                          f"first is used)")
                     validate_sample(s)
                     if s.image is not None:
                         cell["with_image"] += 1
@@ -70,11 +82,16 @@ def inspect_dataset(path: str, split: str | None = None, images: bool = True, ma
             errors += 1
             if len(messages) < max_messages:
                 messages.append(problem)
+        counted |= seen
+        if table:
+            per_split[name] = table
+        if repeats:
+            skipped[f"sample already counted in an earlier split ({name})"] += repeats
     return {"path": str(path), "format": fmt, "splits": per_split,
             "samples": sum(c["samples"] for t in per_split.values() for c in t.values()),
             "options_histogram": {str(k): v for k, v in sorted(n_options.items())},
             "errors": errors, "error_messages": messages, "skipped": dict(skipped),
-            "images_decoded": decoded}
+            "images_decoded": decoded, "warnings": warnings}
 
 
 def _safe(text: str) -> str:
@@ -153,6 +170,9 @@ def convert_dataset(path: str, out_file: str | Path, split: str | None = None, m
                     if problem is not None:
                         raise SampleError(problem)
                     validate_sample(s)
+                    if s.image is not None:  # a row whose image does not decode is left out, as promised
+                        decoded = load_image(s)
+                        decoded.close()
                     embedded = s.image is not None and not isinstance(s.image, (str, Path, ImageFile))
                     image = _image_reference(s, folder, used)
                 except SampleError as exc:
@@ -177,4 +197,5 @@ def convert_dataset(path: str, out_file: str | Path, split: str | None = None, m
     tmp.replace(out_file)
     return {"path": str(path), "format": fmt, "out": str(out_file), "written": written,
             "images_written": images_written, "images_folder": str(folder) if images_written else None,
-            "duplicates": duplicates, "errors": errors, "error_messages": messages}
+            "duplicates": duplicates, "errors": errors, "error_messages": messages,
+            "warnings": list(dict.fromkeys(w for _, samples in loaded for w in samples.warnings))}
