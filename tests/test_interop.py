@@ -186,7 +186,7 @@ def test_vlmevalkit_export_reads_back_with_pandas_as_vlmevalkit_loads_it(generat
 
 
 def test_spreadsheet_cells_never_start_a_formula():
-    from modint.export.vlmevalkit import _spreadsheet_cell
+    from modint.report.safe import spreadsheet_cell as _spreadsheet_cell  # the one rule every export uses
 
     assert _spreadsheet_cell("=HYPERLINK(\"x\")") == "'=HYPERLINK(\"x\")"
     for text in ("+1+cmd", "-x", "@SUM(A1)", "\tx", "\rx"):

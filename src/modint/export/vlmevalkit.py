@@ -17,19 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modint.export import benchmark_label, records_by_condition, response_text
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-
-
-def _spreadsheet_cell(value: Any) -> Any:
-    """A cell a spreadsheet shows as text, never runs as a formula: text starting with = + - @,
-    a tab or a carriage return gets a leading apostrophe, unless it is a number (same rule as
-    report/safe.py)."""
-    if not isinstance(value, str) or not value.startswith(_FORMULA_START) or _NUMBER.match(value):
-        return value
-    return "'" + value
-
+from modint.report.safe import spreadsheet_cell
 
 def _columns(n_letters: int) -> list[str]:
     letters = [chr(ord("A") + i) for i in range(n_letters)]
@@ -55,7 +43,7 @@ def write_vlmevalkit(run: Any, samples: list, out: Path) -> list[Path]:
         kept = sorted((r for r in records if r["id"] in by_id), key=lambda r: order[r["id"]])
         n_letters = max((len(by_id[r["id"]].options) for r in kept), default=4)
         header = _columns(n_letters)
-        rows = [[_spreadsheet_cell(v) for v in _row(r, by_id[r["id"]], n_letters)] for r in kept]
+        rows = [[spreadsheet_cell(v) for v in _row(r, by_id[r["id"]], n_letters)] for r in kept]
         stem = f"{model}_{benchmark_label(summary.get('benchmark'))}@{condition}"
         tsv = out / f"{stem}.tsv"
         with open(tsv, "w", encoding="utf-8", newline="") as f:
