@@ -105,19 +105,12 @@ def test_the_graph_sees_module_level_and_local_imports():
 
 # Known cases, each to be fixed where its code is being edited (strict: the fix shows as XPASS).
 KNOWN_CYCLES = {
-    "registry": ({"modint.data.registry", "modint.data.formats"},
-                 "modint.data.registry <-> modint.data.formats.*: eleven imports of BenchmarkError from "
-                 "data.registry in data/formats/ still to move to modint.data.sample, where it lives now"),
-    "export": ({"modint.export", "modint.export.lmms_eval"},
-               "modint.export <-> modint.export.lmms_eval / vlmevalkit: the writers import helpers from the "
-               "package __init__, which imports the writers; the helpers want a module of their own"),
     "cli": ({"modint.cli", "modint.cli_interop"},
             "modint.cli <-> modint.cli_interop: cli registers the interop commands, which import cli's "
             "console, usage_error and _run"),
 }
 KNOWN_PRIVATE = {
     ("modint.cli_interop", "modint.cli", "_run"): "cli_interop calls cli._run (load, then diagnose)",
-    ("modint.data.formats.hf", "modint.data.formats.parquet", "_split_of"): "hf reuses parquet's _split_of",
 }
 
 

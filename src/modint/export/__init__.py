@@ -4,29 +4,15 @@ layout and VLMEvalKit's prediction files (``export_run``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from modint.export.common import benchmark_label, records_by_condition, response_text  # noqa: F401 (public)
 
 TARGETS = ("lmms-eval", "vlmevalkit")
 
 
 class ExportError(ValueError):
     """A run that cannot be exported; the message names the run and the problem."""
-
-
-def benchmark_label(name: str | None) -> str:
-    """The benchmark part of a task name: a registered name, or a dataset path's last part."""
-    if not name:
-        return "benchmark"
-    path = Path(str(name).partition("?")[0])
-    return (path.stem if path.suffix else path.name) or "benchmark"
-
-
-def response_text(record: dict[str, Any], sample: Any) -> str:
-    """What the model answered: the generated text, or the letter of the option it scored best."""
-    if record.get("response") is not None:
-        return str(record["response"])
-    pred = record.get("pred")
-    return sample.letters[pred] if pred is not None and 0 <= pred < len(sample.options) else ""
 
 
 def run_samples(run: Any, benchmark: str | None, split: str | None) -> list:
@@ -79,12 +65,3 @@ def export_run(run_dir: str | Path, to: str, out_dir: str | Path, benchmark: str
     from modint.export.vlmevalkit import write_vlmevalkit
 
     return write_vlmevalkit(run, samples, Path(out_dir))
-
-
-def records_by_condition(records: Sequence[dict]) -> dict[str, list[dict]]:
-    """Scored records (no errors) per condition, in the order conditions first appear."""
-    out: dict[str, list[dict]] = {}
-    for r in records:
-        if r.get("error") is None:
-            out.setdefault(str(r["condition"]), []).append(r)
-    return out

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from modint.export import benchmark_label, records_by_condition, response_text
+from modint.export.common import benchmark_label, records_by_condition, response_text
 from modint.models.prompts import user_text
 from modint.predictions.readers import doc_id
 

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from modint.export import benchmark_label, records_by_condition, response_text
+from modint.export.common import benchmark_label, records_by_condition, response_text
 from modint.report.safe import spreadsheet_cell
 
 def _columns(n_letters: int) -> list[str]:

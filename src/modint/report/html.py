@@ -27,7 +27,7 @@ from modint.report.gain import gain_html
 from modint.report.page import json_block, page
 from modint.report.script import BROWSER_JS
 from modint.report.svg import esc
-from modint.report.tables import task_rows
+from modint.report.rows import task_rows
 
 log = logging.getLogger(__name__)
 

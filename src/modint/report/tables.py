@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from modint.report.format import percent
+from modint.report.rows import task_rows
 from modint.report.safe import latex_escape, spreadsheet_cell
 
 FORMATS = ("md", "csv", "tex")
@@ -47,14 +48,6 @@ def _cells(row: dict[str, Any], dash: str, ci: Callable[[str, str], str]) -> lis
 
 
 HEADERS = ("family", "condition", "n", "accuracy % [95% CI]", "delta pts [95% CI]", "flips %", "followed %")
-
-
-def task_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
-    """A row per (family, condition, task): the row's ``by_task`` figures with family, condition,
-    task and is_reference, in the summary's row order, tasks alphabetically."""
-    return [{"family": row.get("family"), "condition": row.get("condition"), "task": task,
-             "is_reference": row.get("is_reference"), **figures}
-            for row in summary.get("conditions", []) for task, figures in sorted((row.get("by_task") or {}).items())]
 
 
 def _with_task(cells: list[str], row: dict[str, Any], by_task: bool) -> list[str]:

@@ -83,7 +83,7 @@ class LoadedSamples(list):
 
 
 def _error(message: str) -> Exception:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     return BenchmarkError(message)
 

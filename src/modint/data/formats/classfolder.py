@@ -60,7 +60,7 @@ def class_question(where: Where, sample_id: str, label: str, names: dict[str, st
 
 
 def _settings(options: dict) -> tuple[dict[str, str], int, dict[str, str] | None]:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     names = read_classnames(Path(options["classnames"])) if options.get("classnames") else {}
     try:
@@ -84,7 +84,7 @@ def _settings(options: dict) -> tuple[dict[str, str], int, dict[str, str] | None
 def read_classnames(path: Path) -> dict[str, str]:
     """Folder/label -> readable class name, from JSON or from 'id name' lines (ImageNet's
     LOC_synset_mapping.txt and words.txt: the first comma-separated name is kept)."""
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     try:
         text = path.read_text(encoding="utf-8")

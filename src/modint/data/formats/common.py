@@ -367,7 +367,7 @@ def not_a_file(full: str, shown: str) -> str | None:
 # ---------------------------------------------------------------- readers
 
 def open_bytes(path: Path, display: str):
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     try:
         return open(path, "rb")
@@ -459,7 +459,7 @@ class JsonDocument:
 
 
 def load_json(path: Path, display: str) -> JsonDocument:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     with open_bytes(path, display) as f:
         try:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 from modint.data.formats.common import (Base64Image, LazyImage, LoadReport, RowError, Where, clean_text, guarded,
                                         image_file, make_sample)
-from modint.data.formats.parquet import _split_of
+from modint.data.formats.parquet import split_of
 from modint.data.sample import OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
 
 # SEED-Bench's question_type ids of image questions (SEED-Bench.json, "question_type").
@@ -38,7 +38,7 @@ def _pyarrow():
         import pyarrow.ipc  # noqa: F401
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        from modint.data.registry import BenchmarkError
+        from modint.data.sample import BenchmarkError
 
         raise BenchmarkError("reading Hugging Face datasets needs pyarrow (pip install pyarrow)") from None
     return pyarrow
@@ -76,7 +76,7 @@ def _parquet_splits(path: Path) -> dict[str, list[Path]]:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*.parquet") if p.is_file())
     out: dict[str, list[Path]] = {}
     for f in files:
-        out.setdefault(_split_of(f), []).append(f)
+        out.setdefault(split_of(f), []).append(f)
     return out
 
 
@@ -256,7 +256,7 @@ def load(path: Path, split: str, options: dict, report: LoadReport) -> list[Samp
     for file in _by_split(path)[split]:
         layout = layout_of(_columns(file))
         if layout is None:
-            from modint.data.registry import BenchmarkError
+            from modint.data.sample import BenchmarkError
 
             raise BenchmarkError(f"{file.name}: not a ScienceQA, MMBench, SEED-Bench or MMStar layout")
         display = file.name if path.is_file() else str(file.relative_to(root))

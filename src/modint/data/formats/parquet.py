@@ -26,7 +26,7 @@ def detect(path: Path) -> bool:
     return path.suffix.lower() == ".parquet" if path.is_file() else path.is_dir() and bool(_files(path))
 
 
-def _split_of(file: Path) -> str:
+def split_of(file: Path) -> str:
     m = _SHARD.match(file.name)
     return m.group("split") if m else file.stem
 
@@ -39,7 +39,7 @@ def _by_split(path: Path) -> dict[str, list[Path]]:
         files = [f for f in files if f.parent.name == "all"]
     out: dict[str, list[Path]] = {}
     for f in files:
-        out.setdefault(_split_of(f), []).append(f)
+        out.setdefault(split_of(f), []).append(f)
     return out
 
 
@@ -48,7 +48,7 @@ def splits(path: Path, options: dict) -> list[str]:
 
 
 def read_rows(file: Path) -> Iterator[dict[str, Any]]:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     try:
         import pyarrow.parquet as pq

@@ -115,7 +115,7 @@ def _family(value: Any, default: str | None) -> str:
 
 
 def _check_options(options: dict) -> None:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     family = options.get("family")
     if family is not None and family not in FAMILIES:

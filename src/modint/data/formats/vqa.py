@@ -38,7 +38,7 @@ def _sqa_splits(root: Path) -> dict[str, list[str]] | None:
         return None
     doc = load_json(file, "pid_splits.json")
     if not isinstance(doc.data, dict):
-        from modint.data.registry import BenchmarkError
+        from modint.data.sample import BenchmarkError
 
         raise BenchmarkError("pid_splits.json: expected an object {split: [pid, ...]}")
     return {str(k): [str(p) for p in v] for k, v in doc.data.items() if isinstance(v, list)}
@@ -55,7 +55,7 @@ def splits_scienceqa(path: Path, options: dict) -> list[str]:
 
 
 def _imageless_mode(options: dict) -> str:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     mode = str(options.get("scienceqa_imageless", "text")).lower()
     if mode not in ("text", "skip"):
@@ -159,7 +159,7 @@ def load_mmbench(path: Path, split: str, options: dict, report: LoadReport) -> l
             header = [h.strip() for h in row.fields or []]
             missing = [c for c in ("index", "question", "image") if c not in header]
             if missing:
-                from modint.data.registry import BenchmarkError
+                from modint.data.sample import BenchmarkError
 
                 raise BenchmarkError(f"{display}: not an MMBench TSV (no column {', '.join(missing)})")
             continue
@@ -248,7 +248,7 @@ def _seed_image_root(file: Path, options: dict) -> Path:
 
 
 def load_seed(path: Path, split: str, options: dict, report: LoadReport) -> list[Sample]:
-    from modint.data.registry import BenchmarkError
+    from modint.data.sample import BenchmarkError
 
     file = _seed_file(path)
     display = file.name
