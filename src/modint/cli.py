@@ -170,6 +170,7 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
     from modint.diagnose.engine import run_diagnosis
+    from modint.models.adapter import LetterScoringError
     from modint.models.loading import ModelLoadError, load_adapter
 
     try:
@@ -206,6 +207,8 @@ def _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_
                                  run_info=run_info)
         except SampleError as exc:
             failure(f"{exc} (--strict)")
+        except LetterScoringError as exc:
+            usage_error(str(exc))
     return {}
 
 

@@ -313,6 +313,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
     rank, world, barrier = _distributed_state()
 
     groups, invalid = plan(samples, config)
+    _check_letters(adapter, groups, config)
     pools = default_pools(list(samples), switch_source=config.switch_source)
     final_path = out / rundir.RECORDS
     own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
@@ -364,6 +365,15 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
         log.warning("could not write report.html: %s", exc)
     barrier()
     return summary
+
+
+def _check_letters(adapter: Any, groups: list[list[_Item]], config: DiagnoseConfig) -> None:
+    """Letter scoring and every attack read option-letter tokens: a model without a token for a
+    letter the samples need fails here (LetterScoringError), before any record is written."""
+    lettered = [it.sample for g in groups for it in g
+                if config.scoring == "letters" or get_condition(it.condition).attack_space]
+    if lettered:
+        adapter.check_letters(max(len(s.options) for s in lettered))
 
 
 def _rank_or_last(name: str) -> tuple:
