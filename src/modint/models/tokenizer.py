@@ -213,16 +213,24 @@ def smollm_tokenizer(texts: Iterable[str] = (), vocab_size: int = 700, chat_temp
 
 def t5_tokenizer(texts: Iterable[str] = (), vocab_size: int = 500):
     """T5's kind (Flan-T5): SentencePiece unigram, words split on whitespace and prefixed with "▁",
-    no BOS, </s> closes every sequence; <pad> (id 0) starts the decoder."""
-    import json
+    no BOS, </s> closes every sequence; <pad> (id 0) starts the decoder. The trainer chooses the
+    pieces; their scores (which it estimates in parallel, so they vary in the last digits from run
+    to run) are set here from piece counts, so the same corpus always gives the same tokenizer."""
+    import math
 
     from transformers import T5Tokenizer
 
+    pre = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
+                                   pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")])
     tok = Tokenizer(models.Unigram())
-    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                 pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")])
-    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>", show_progress=False)
-    tok.train_from_iterator(_training_lines(texts), trainer=trainer)
-    pieces = [tuple(p) for p in json.loads(tok.to_str())["model"]["vocab"]]
-    return T5Tokenizer(vocab=pieces, extra_ids=100)
+    tok.pre_tokenizer = pre
+    specials = ["<pad>", "</s>", "<unk>"]
+    trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>",
+                                      show_progress=False)
+    lines = _training_lines(texts)
+    tok.train_from_iterator(lines, trainer=trainer)
+    words = [w for line in lines for w, _ in pre.pre_tokenize_str(line)]
+    counts = {p: sum(w.count(p) for w in words) for p in tok.get_vocab() if p not in specials}
+    total = sum(counts.values())
+    scored = sorted(((p, math.log(max(c, 1) / total)) for p, c in counts.items()), key=lambda ps: (-ps[1], ps[0]))
+    return T5Tokenizer(vocab=[(p, 0.0) for p in specials] + scored, extra_ids=100)
