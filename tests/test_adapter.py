@@ -99,7 +99,7 @@ def test_a_model_without_a_letter_token_is_refused_before_any_record(tmp_path, m
     model, processor = build_tiny("llava")
     adapter = VLMAdapter(model, _without_letter_c(processor), name="no-c-model")
     assert adapter.letter_token_ids("D")  # the other letters are there
-    with pytest.raises(LetterScoringError, match="no-c-model.*'C'.*--scoring generate"):
+    with pytest.raises(LetterScoringError, match="model no-c-model cannot be letter-scored: .* option letter 'C'"):
         run_diagnosis(adapter, mixed_samples, tmp_path / "run", DiagnoseConfig(conditions=["clean"]))
     assert not (tmp_path / "run" / "records.jsonl").exists()
     # two-option samples need no C, and generate-and-parse needs no letter tokens at all
@@ -130,3 +130,8 @@ def test_cli_diagnose_exits_with_one_line_when_letters_cannot_be_scored(tmp_path
     lines = [line for line in r.stderr.splitlines() if line.startswith("modint:")]
     assert len(lines) == 1 and str(tmp_path / "m") in lines[0] and "'C'" in lines[0] and "--scoring generate" in lines[0]
     assert not (tmp_path / "run" / "records.jsonl").exists()
+    r = subprocess.run([sys.executable, "-m", "modint.cli", "train", "--model", str(tmp_path / "m"), "--limit", "4",
+                        "--max-steps", "1", "--out", str(tmp_path / "train")], env=env, capture_output=True, text=True)
+    lines = [line for line in r.stderr.splitlines() if line.startswith("modint:")]
+    assert r.returncode == 2 and len(lines) == 1 and "'C'" in lines[0] and "--no-diagnose" in lines[0]
+    assert not (tmp_path / "train" / "model").exists()

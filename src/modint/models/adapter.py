@@ -227,7 +227,7 @@ class VLMAdapter:
             ids = spelling_token_ids(self.tokenizer, letter)
             if not ids:
                 raise LetterScoringError(f"model {self.name} cannot be letter-scored: no token of its vocabulary "
-                                         f"spells option letter {letter!r} (use --scoring generate)")
+                                         f"spells option letter {letter!r}")
             self._letter_ids[letter] = ids
         return self._letter_ids[letter]
 
