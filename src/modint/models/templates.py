@@ -44,8 +44,9 @@ QWEN3_VL = (
     "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-# llava-hf/llava-onevision-qwen2-7b-ov-hf, as transformers' processor tests carry it: ChatML turns,
-# images first, each text on a new line.
+# llava-hf/llava-onevision-qwen2-7b-ov-hf (chat_template.json; transformers' processor tests carry
+# the same text): "<|im_start|>role " turns with no newline after <|im_end|>, images first, each
+# text on a new line.
 LLAVA_ONEVISION = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + ' '}}{# Render all images first #}"
     "{% for content in message['content'] | selectattr('type', 'equalto', 'image') %}{{ '<image>' }}{% endfor %}"
