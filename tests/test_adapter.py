@@ -128,7 +128,8 @@ def test_cli_diagnose_exits_with_one_line_when_letters_cannot_be_scored(tmp_path
                        env=env, capture_output=True, text=True)
     assert r.returncode == 2
     lines = [line for line in r.stderr.splitlines() if line.startswith("modint:")]
-    assert len(lines) == 1 and str(tmp_path / "m") in lines[0] and "'C'" in lines[0] and "--scoring generate" in lines[0]
+    assert len(lines) == 1 and str(tmp_path / "m") in lines[0] and "'C'" in lines[0]
+    assert "--scoring generate" in lines[0]
     assert not (tmp_path / "run" / "records.jsonl").exists()
     r = subprocess.run([sys.executable, "-m", "modint.cli", "train", "--model", str(tmp_path / "m"), "--limit", "4",
                         "--max-steps", "1", "--out", str(tmp_path / "train")], env=env, capture_output=True, text=True)

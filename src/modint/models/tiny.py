@@ -184,7 +184,8 @@ def tiny_llava_onevision(seed: int = 0):
                                                       image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = image_only_onevision_processor(
         image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=(n // TINY_PATCH) ** 2,
-        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", chat_template=templates.LLAVA_ONEVISION)
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9",
+        chat_template=templates.LLAVA_ONEVISION)
     return model, processor
 
 
