@@ -313,10 +313,12 @@ def test_encoder_decoder_answers_go_to_the_decoder(family, mixed_samples):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", T5_FAMILIES)
 def test_cli_train_one_step_on_an_encoder_decoder(family, tmp_path):
+    import os
     import subprocess
     import sys
 
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     cli = [sys.executable, "-m", "modint.cli"]
     subprocess.run(cli + ["zoo", "tiny", family, "--out", str(tmp_path / "m")], check=True, env=env, capture_output=True)
     r = subprocess.run(cli + ["train", "--model", str(tmp_path / "m"), "--max-steps", "1", "--limit", "16",
@@ -324,3 +326,13 @@ def test_cli_train_one_step_on_an_encoder_decoder(family, tmp_path):
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "model" / "config.json").exists()
+
+
+def test_tokenizers_of_every_kind_are_reproducible():
+    """The same corpus gives the same tokenizer (the unigram trainer's own scores vary run to run)."""
+    from modint.models import tokenizer as kinds
+
+    for build in (kinds.llama2_tokenizer, kinds.gemma_tokenizer, kinds.qwen2_tokenizer, kinds.opt_tokenizer,
+                  kinds.llama3_tokenizer, kinds.smollm_tokenizer, kinds.t5_tokenizer):
+        first, *others = [build().backend_tokenizer.to_str() for _ in range(3)]
+        assert all(other == first for other in others), build.__name__
