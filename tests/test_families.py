@@ -40,10 +40,44 @@ EXPECTED_IMAGE_TOKENS = {"paligemma": 16, "blip-2": 4, "instructblip": 4, "idefi
                          "qwen3_vl": 2, "llava_onevision": 16 + 6 * 8 + 6, "gemma3": 4}
 
 
+# Each tiny family's tokenizer is of its real model's kind (see modint.models.tokenizer).
+TOKENIZER_KIND = {"llava": "llama2", "llava_next": "llama2", "instructblip": "llama2",  # Vicuna: SentencePiece BPE
+                  "paligemma": "gemma", "gemma3": "gemma",  # Gemma SentencePiece BPE, no prefix space
+                  "qwen2_vl": "qwen2", "qwen2_5_vl": "qwen2", "qwen3_vl": "qwen2",  # byte-level BPE
+                  "llava_onevision": "qwen2", "blip-2": "gpt2",  # OPT: GPT-2's byte-level BPE
+                  "idefics3": "llama3", "smolvlm": "smollm", "blip-2-t5": "t5", "instructblip-t5": "t5"}
+# kind -> (tokens "A" encodes to, special tokens included; every token that spells "A")
+LETTER_TOKENS = {"llama2": (["<s>", "▁A"], {"▁A", "A", "<0x41>"}), "gemma": (["<bos>", "A"], {"▁A", "A", "<0x41>"}),
+                 "qwen2": (["A"], {"A", "ĠA"}), "gpt2": (["</s>", "A"], {"A", "ĠA"}),
+                 "llama3": (["<|begin_of_text|>", "A"], {"A", "ĠA"}), "smollm": (["A"], {"A", "ĠA"}),
+                 "t5": (["▁A", "</s>"], {"▁A", "A"})}
+
+
 @pytest.fixture(scope="module", params=FAMILIES)
 def adapter(request):
     model, processor = build_tiny(request.param, seed=0)
-    return VLMAdapter(model.float().eval(), processor)
+    adapter = VLMAdapter(model.float().eval(), processor)
+    adapter.tiny_family = request.param  # which builder made it (the -t5 variants share a model_type)
+    return adapter
+
+
+def tokenizer_kind(tokenizer) -> str:
+    """The tokenizer's kind, read from its pipeline (tokenizer.json)."""
+    import json
+
+    spec = json.loads(tokenizer.backend_tokenizer.to_str())
+    model, pipeline = spec["model"], json.dumps([spec["normalizer"], spec["pre_tokenizer"]])
+    if model["type"] == "Unigram":
+        return "t5" if "Metaspace" in pipeline else "unigram"
+    if model.get("byte_fallback"):
+        return "llama2" if "Metaspace" in pipeline else "gemma" if '"Replace"' in pipeline else "bpe with byte fallback"
+    if "ByteLevel" not in pipeline:
+        return "other"
+    if "Digits" in pipeline:
+        return "smollm"
+    if "p{N}{1,3}" in pipeline:  # Llama 3 groups up to three digits; Qwen splits every digit
+        return "llama3"
+    return "qwen2" if "Split" in pipeline else "gpt2"
 
 
 def _direct_logits(adapter, batch):
@@ -77,6 +111,59 @@ def _check_direct(adapter, samples):
         letters = [torch.logsumexp(row[adapter.letter_token_ids(l)], 0) for l in s.letters]
         expected = torch.softmax(torch.stack(letters), 0).numpy()
         np.testing.assert_allclose(r.probs, expected, atol=1e-5)
+
+
+def test_tokenizer_is_of_the_real_kind(adapter):
+    tok = adapter.tokenizer
+    kind = TOKENIZER_KIND[adapter.tiny_family]
+    assert tokenizer_kind(tok) == kind
+    expected = LETTER_TOKENS[kind][0]
+    if adapter.tiny_family == "paligemma":  # its processor turns the BOS off and writes <bos> into the prompt
+        expected = expected[1:]
+    assert tok.convert_ids_to_tokens(tok("A")["input_ids"]) == expected
+
+
+def test_letter_tokens_are_every_token_that_spells_the_letter(adapter):
+    tok = adapter.tokenizer
+    for letter in OPTION_LETTERS[:5]:
+        every = [i for i in range(len(tok)) if tok.decode([i]).strip() == letter]  # the whole vocabulary, decoded
+        assert adapter.letter_token_ids(letter) == every
+    assert set(tok.convert_ids_to_tokens(adapter.letter_token_ids("A"))) == LETTER_TOKENS[
+        TOKENIZER_KIND[adapter.tiny_family]][1]
+
+
+def test_the_answer_after_the_template_is_a_letter_token(adapter, mixed_samples):
+    """The token the model writes after its real template's generation prompt (the training label)
+    is one of the tokens scoring counts."""
+    if adapter.tiny_family == "paligemma":
+        pytest.xfail("PaliGemma's processor closes the prompt with a newline after the appended answer; "
+                     "training rows need its suffix argument")
+    for sample in mixed_samples:
+        labels = adapter.encode([sample], with_answers=True).labels[0]
+        answer = labels[labels != -100].tolist()
+        assert len(answer) == 1 and answer[0] in adapter.letter_token_ids(OPTION_LETTERS[sample.answer])
+
+
+def test_a_generated_letter_parses(adapter, mixed_samples):
+    """Whichever spelling of B the model generates, the decoded answer parses as option B: the
+    output head is pushed to that token at the first step and to the end of sequence after it."""
+    eos = adapter.tokenizer.eos_token_id
+    for sample in mixed_samples[:2]:  # with an image, text only
+        for token in adapter.letter_token_ids("B"):
+            steps = []
+
+            def force(module, args, output, token=token):
+                forced = torch.full_like(output, -1e4)
+                forced[..., eos if steps else token] = 1e4
+                steps.append(token)
+                return forced
+
+            handle = adapter.model.get_output_embeddings().register_forward_hook(force)
+            try:
+                text = adapter.generate([sample], max_new_tokens=3)[0]
+            finally:
+                handle.remove()
+            assert adapter.parse(text, sample) == 1, (adapter.tokenizer.convert_ids_to_tokens([token]), text)
 
 
 def test_text_only_sample_has_no_image_tokens(adapter, mixed_samples):
@@ -129,16 +216,23 @@ def test_saved_tiny_model_loads_through_the_generic_path(tmp_path, mixed_samples
         batch = loaded.encode(mixed_samples[:1])
         assert int(batch.image_token_mask.sum()) == EXPECTED_IMAGE_TOKENS[model_type(family)], family
         assert abs(loaded.score(mixed_samples[:1])[0].probs.sum() - 1) < 1e-6
+        # the tokenizer and the chat template come back as built: same prompt, tokens and letters
+        built = VLMAdapter(*build_tiny(family))
+        for sample in mixed_samples[:2]:
+            assert loaded.prompt(sample) == built.prompt(sample), family
+            assert torch.equal(loaded.encode([sample]).inputs["input_ids"], built.encode([sample]).inputs["input_ids"])
+        assert loaded.letter_token_ids("A") == built.letter_token_ids("A"), family
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", FAMILIES)
 def test_cli_zoo_tiny_then_diagnose(family, tmp_path):
     import json
+    import os
     import subprocess
     import sys
 
-    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     cli = [sys.executable, "-m", "modint.cli"]
     subprocess.run(cli + ["zoo", "tiny", family, "--out", str(tmp_path / "m")], check=True, env=env, capture_output=True)
     subprocess.run(cli + ["diagnose", "--model", str(tmp_path / "m"), "--benchmark", "mini", "--limit", "8",
@@ -219,10 +313,12 @@ def test_encoder_decoder_answers_go_to_the_decoder(family, mixed_samples):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", T5_FAMILIES)
 def test_cli_train_one_step_on_an_encoder_decoder(family, tmp_path):
+    import os
     import subprocess
     import sys
 
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+           **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"}}
     cli = [sys.executable, "-m", "modint.cli"]
     subprocess.run(cli + ["zoo", "tiny", family, "--out", str(tmp_path / "m")], check=True, env=env, capture_output=True)
     r = subprocess.run(cli + ["train", "--model", str(tmp_path / "m"), "--max-steps", "1", "--limit", "16",
@@ -230,3 +326,13 @@ def test_cli_train_one_step_on_an_encoder_decoder(family, tmp_path):
                        env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / "run" / "model" / "config.json").exists()
+
+
+def test_tokenizers_of_every_kind_are_reproducible():
+    """The same corpus gives the same tokenizer (the unigram trainer's own scores vary run to run)."""
+    from modint.models import tokenizer as kinds
+
+    for build in (kinds.llama2_tokenizer, kinds.gemma_tokenizer, kinds.qwen2_tokenizer, kinds.opt_tokenizer,
+                  kinds.llama3_tokenizer, kinds.smollm_tokenizer, kinds.t5_tokenizer):
+        first, *others = [build().backend_tokenizer.to_str() for _ in range(3)]
+        assert all(other == first for other in others), build.__name__

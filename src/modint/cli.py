@@ -212,6 +212,7 @@ def _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype,
     from modint.api import run_diagnosis
     from modint.data.registry import load_benchmark
     from modint.data.sample import SampleError
+    from modint.models.adapter import LetterScoringError
     from modint.models.loading import ModelLoadError, load_adapter
 
     try:
@@ -248,6 +249,10 @@ def _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype,
                                  run_info=run_info)
         except SampleError as exc:
             failure(f"{exc} (--strict)")
+        except LetterScoringError as exc:
+            attacks = any(c.startswith("pgd") for c in config.conditions or [])
+            usage_error(f"{exc} (" + ("attacks read option-letter probabilities: use `modint diagnose --scoring "
+                                      "generate` without pgd conditions" if attacks else "use --scoring generate") + ")")
     return {}
 
 
@@ -299,6 +304,7 @@ def train(
     from modint.data.registry import load_benchmark
     from modint.mitigate.select import CRITERIA, CheckpointSelector, val_score
     from modint.mitigate.train import train as run_training
+    from modint.models.adapter import LetterScoringError
     from modint.models.loading import ModelLoadError, load_adapter
 
     cfg = _train_config(model, config_file, set_, {"recipe": recipe, "epochs": epochs, "max_steps": max_steps,
@@ -331,6 +337,10 @@ def train(
         usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
+        if diagnose_after:  # the final diagnosis scores option letters: refuse before training, not after
+            adapter.check_letters(max((len(s.options) for s in samples), default=0))
+    except LetterScoringError as exc:
+        usage_error(f"{exc} (train with --no-diagnose, then `modint diagnose --scoring generate`)")
     except (ModelLoadError, ValueError) as exc:
         usage_error(str(exc))
     out_dir = Path(out_dir)

@@ -310,6 +310,7 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
                      progress: Progress | None, run_info: dict[str, Any], started: float, rank: int, world: int,
                      barrier: Callable[[], None]) -> dict[str, Any]:
     groups, invalid = plan(samples, config)
+    _check_letters(adapter, groups, config)
     pools = default_pools(list(samples), switch_source=config.switch_source, part=config.pool_part)
     final_path = out / rundir.RECORDS
     own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
@@ -358,6 +359,15 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     rundir.write_json(out / rundir.MANIFEST, {**manifest, "pools": pools.describe()})
     barrier()
     return summary
+
+
+def _check_letters(adapter: Any, groups: list[list[_Item]], config: DiagnoseConfig) -> None:
+    """Letter scoring and every attack read option-letter tokens: a model without a token for a
+    letter the samples need fails here (LetterScoringError), before any record is written."""
+    lettered = [it.sample for g in groups for it in g
+                if config.scoring == "letters" or get_condition(it.condition).attack_space]
+    if lettered:
+        adapter.check_letters(max(len(s.options) for s in lettered))
 
 
 def _rank_or_last(name: str) -> tuple:

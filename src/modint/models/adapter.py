@@ -72,6 +72,22 @@ class Scored:
     pred: int
 
 
+class LetterScoringError(ValueError):
+    """A model whose vocabulary has no token for an option letter: it cannot be letter-scored."""
+
+
+def spelling_token_ids(tokenizer: Any, text: str) -> list[int]:
+    """Ids of every vocabulary token whose decoded text, stripped, is ``text`` (a few characters),
+    in id order. Only tokens whose raw form contains ``text``, and byte pieces ("<0x41>"), are decoded."""
+    found = []
+    for raw, i in tokenizer.get_vocab().items():
+        if isinstance(raw, bytes):  # tiktoken-style vocabularies
+            raw = raw.decode("utf-8", "replace")
+        if (text in raw or raw.startswith("<0x")) and tokenizer.decode([i]).strip() == text:
+            found.append(i)
+    return sorted(found)
+
+
 def is_encoder_decoder(config: Any) -> bool:
     """Whether the language model is an encoder-decoder (BLIP-2 / InstructBLIP with Flan-T5)."""
     text = getattr(config, "text_config", None)
@@ -204,18 +220,22 @@ class VLMAdapter:
 
     # ----- scoring --------------------------------------------------------------------------
     def letter_token_ids(self, letter: str) -> list[int]:
-        """Token ids that spell exactly ``letter``: "A" and " A" are different tokens in most
-        tokenizers, and which one follows the generation prompt depends on the template."""
+        """Every token whose decoded text, stripped, is exactly ``letter``: "A", "▁A" (SentencePiece),
+        "ĠA" (byte-level BPE), a byte-fallback "<0x41>". Which one follows the generation prompt
+        depends on the template; each counts as choosing the letter. LetterScoringError when none."""
         if letter not in self._letter_ids:
-            ids = []
-            for text in (letter, " " + letter):
-                enc = self.tokenizer.encode(text, add_special_tokens=False)
-                if len(enc) == 1 and self.tokenizer.decode(enc).strip() == letter and enc[0] not in ids:
-                    ids.append(enc[0])
+            ids = spelling_token_ids(self.tokenizer, letter)
             if not ids:
-                raise ValueError(f"tokenizer of {self.name} has no single token for option letter {letter!r}")
+                raise LetterScoringError(f"model {self.name} cannot be letter-scored: no token of its vocabulary "
+                                         f"spells option letter {letter!r}")
             self._letter_ids[letter] = ids
         return self._letter_ids[letter]
+
+    def check_letters(self, n_options: int) -> None:
+        """LetterScoringError naming the model and the letter if any of the first ``n_options``
+        option letters has no token (to run before any record is written)."""
+        for letter in OPTION_LETTERS[:n_options]:
+            self.letter_token_ids(letter)
 
     def _run(self, batch: EncodedBatch, **kwargs: Any) -> Any:
         """The model's forward on ``batch``. Q-Former families cannot run without pixels: text-only

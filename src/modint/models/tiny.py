@@ -8,7 +8,9 @@ from typing import Callable
 
 import torch
 
-from modint.models.tokenizer import MESSAGE_PARTS, NL, render_parts, train_bpe_tokenizer
+from modint.models import templates
+from modint.models.tokenizer import (gemma_tokenizer, llama2_tokenizer, llama3_tokenizer, opt_tokenizer,
+                                       qwen2_tokenizer, smollm_tokenizer, t5_tokenizer, train_bpe_tokenizer)
 
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
@@ -29,6 +31,13 @@ def _special_ids(tokenizer) -> dict:
                 eos_token_id=tokenizer.eos_token_id)
 
 
+def _vicuna_tokenizer(chat_template: str | None = None):
+    """Llama-2 / Vicuna's SentencePiece tokenizer with the tokens llava-hf adds: <image> and <pad>."""
+    tokenizer = llama2_tokenizer(chat_template=chat_template)
+    tokenizer.add_special_tokens({"pad_token": "<pad>", "additional_special_tokens": ["<image>"]})
+    return tokenizer
+
+
 def _llama(tokenizer):
     """The tiny Llama language model (LLaVA, LLaVA-NeXT, Idefics3, SmolVLM, InstructBLIP)."""
     from transformers import LlamaConfig
@@ -44,7 +53,7 @@ def tiny_llava(seed: int = 0):
     from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
                               LlavaProcessor)
 
-    tokenizer = train_bpe_tokenizer()
+    tokenizer = _vicuna_tokenizer(templates.LLAVA_VICUNA)
     config = LlavaConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=HIDDEN)), text_config=_llama(tokenizer),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
                          vision_feature_select_strategy="default", projector_hidden_act="gelu")
@@ -64,7 +73,7 @@ def tiny_llava_next(seed: int = 0):
     from transformers import CLIPVisionConfig, LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
     from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
 
-    tokenizer = train_bpe_tokenizer()
+    tokenizer = _vicuna_tokenizer(templates.LLAVA_VICUNA)
     n = TINY_IMAGE_SIZE
     pinpoints = [[n, n], [n, 2 * n], [2 * n, n]]
     config = LlavaNextConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=HIDDEN)),
@@ -82,12 +91,6 @@ def tiny_llava_next(seed: int = 0):
     return model, processor
 
 
-# Qwen's conversation format, with its vision placeholders; trim_blocks-safe newlines.
-QWEN_CHAT_TEMPLATE = (
-    "{% for message in messages %}" + MESSAGE_PARTS + "<|im_start|>{{ message['role'] }}" + NL +
-    render_parts("<|vision_start|><|image_pad|><|vision_end|>") + "<|im_end|>" + NL + "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant" + NL + "{% endif %}"
-)
 QWEN_SPECIAL = ["<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
@@ -99,8 +102,8 @@ def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
 
     from modint.models.processors import ExpandingProcessor
 
-    tokenizer = train_bpe_tokenizer(chat_template=QWEN_CHAT_TEMPLATE)
-    tokenizer.add_special_tokens({"additional_special_tokens": QWEN_SPECIAL})
+    template = templates.QWEN3_VL if version == "qwen3_vl" else templates.QWEN2_VL
+    tokenizer = qwen2_tokenizer(chat_template=template, extra_special=QWEN_SPECIAL[2:])
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL}
     hidden, layers, heads = HIDDEN, LAYERS, 2
     half = hidden // heads // 2
@@ -143,7 +146,7 @@ def tiny_qwen2_vl(seed: int = 0, version: str = "qwen2_vl"):
     side = 2 * patch  # one merged token
     image_processor = Qwen2VLImageProcessorPil(min_pixels=side * side, max_pixels=4 * side * side, patch_size=patch,
                                                merge_size=2, temporal_patch_size=2, **norm)
-    return model, ExpandingProcessor(image_processor, tokenizer, "<|image_pad|>", QWEN_CHAT_TEMPLATE)
+    return model, ExpandingProcessor(image_processor, tokenizer, "<|image_pad|>", template)
 
 
 def tiny_qwen2_5_vl(seed: int = 0):
@@ -152,14 +155,6 @@ def tiny_qwen2_5_vl(seed: int = 0):
 
 def tiny_qwen3_vl(seed: int = 0):
     return tiny_qwen2_vl(seed, version="qwen3_vl")
-
-
-# LLaVA-OneVision's conversation format: Qwen's turns, "<image>" and a newline before the text.
-ONEVISION_CHAT_TEMPLATE = (
-    "{% for message in messages %}" + MESSAGE_PARTS + "<|im_start|>{{ message['role'] }}" + NL +
-    render_parts("<image>" + NL) + "<|im_end|>" + NL + "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant" + NL + "{% endif %}"
-)
 
 
 def tiny_llava_onevision(seed: int = 0):
@@ -172,8 +167,7 @@ def tiny_llava_onevision(seed: int = 0):
 
     from modint.models.processors import image_only_onevision_processor
 
-    tokenizer = train_bpe_tokenizer(chat_template=ONEVISION_CHAT_TEMPLATE)
-    tokenizer.add_special_tokens({"additional_special_tokens": ["<|im_start|>", "<|im_end|>", "<video>"]})
+    tokenizer = qwen2_tokenizer(chat_template=templates.LLAVA_ONEVISION, extra_special=["<image>", "<video>"])
     n = TINY_IMAGE_SIZE
     pinpoints = [[n, n], [n, 2 * n], [2 * n, n], [2 * n, 2 * n]]
     text = Qwen2Config(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
@@ -190,20 +184,11 @@ def tiny_llava_onevision(seed: int = 0):
                                                       image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = image_only_onevision_processor(
         image_processor=image_processor, tokenizer=tokenizer, num_image_tokens=(n // TINY_PATCH) ** 2,
-        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9", chat_template=ONEVISION_CHAT_TEMPLATE)
+        vision_feature_select_strategy="full", vision_aspect_ratio="anyres_max_9",
+        chat_template=templates.LLAVA_ONEVISION)
     return model, processor
 
 
-# Gemma 3's conversation format: the system text opens the first user turn, the assistant is
-# "model", an image is "<start_of_image>" (the processor expands it to the soft tokens).
-GEMMA3_CHAT_TEMPLATE = (
-    "{{ bos_token }}{% for message in messages %}" + MESSAGE_PARTS +
-    "{% if message['role'] == 'system' %}<start_of_turn>user" + NL + "{% for p in parts %}{{ p['text'] }}{% endfor %}" +
-    NL + NL + "{% else %}{% if not (loop.index0 == 1 and messages[0]['role'] == 'system') %}<start_of_turn>"
-    "{{ 'model' if message['role'] == 'assistant' else message['role'] }}" + NL + "{% endif %}" +
-    render_parts("<start_of_image>") + "<end_of_turn>" + NL + "{% endif %}{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model" + NL + "{% endif %}"
-)
 GEMMA3_SPECIAL = {"boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"}
 
 
@@ -212,21 +197,16 @@ def tiny_gemma3(seed: int = 0):
     a Gemma 3 LM (sliding + full attention layers, bidirectional attention within an image). The
     projection weight starts at zero in transformers; it is drawn at random here so gradients
     reach the pixels."""
-    from transformers import (Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, PreTrainedTokenizerFast,
-                              SiglipVisionConfig)
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3Processor, SiglipVisionConfig
     from transformers.models.gemma3.image_processing_pil_gemma3 import Gemma3ImageProcessorPil
 
-    base = train_bpe_tokenizer(chat_template=GEMMA3_CHAT_TEMPLATE)
-    base.add_special_tokens({"additional_special_tokens": ["<start_of_turn>", "<end_of_turn>", *GEMMA3_SPECIAL.values()]})
     # Gemma3Processor reads tokenizer.boi_token / eoi_token / image_token: named special tokens.
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=base.backend_tokenizer, pad_token="<pad>", bos_token="<s>",
-                                        eos_token="</s>", unk_token="<unk>", **GEMMA3_SPECIAL)
-    tokenizer.chat_template = GEMMA3_CHAT_TEMPLATE
+    tokenizer = gemma_tokenizer(chat_template=templates.GEMMA3, extra_special=GEMMA3_SPECIAL.values(), **GEMMA3_SPECIAL)
     tokens = (TINY_IMAGE_SIZE // TINY_PATCH // 2) ** 2
     image_processor = Gemma3ImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
                                               image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_length=tokens,
-                                chat_template=GEMMA3_CHAT_TEMPLATE)
+                                chat_template=templates.GEMMA3)
     text = dict(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS,
                 num_attention_heads=2, num_key_value_heads=1, head_dim=HIDDEN // 2, query_pre_attn_scalar=HIDDEN // 2,
                 sliding_window=64, layer_types=["sliding_attention", "full_attention"], **_special_ids(tokenizer))
@@ -239,19 +219,16 @@ def tiny_gemma3(seed: int = 0):
     return model, processor
 
 
-IDEFICS3_CHAT_TEMPLATE = (
-    "{% for message in messages %}" + MESSAGE_PARTS + "{{ message['role'] | capitalize }}:" + render_parts("<image>") +
-    "<end_of_utterance>" + NL + "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
-)
-
-
 def tiny_idefics3(seed: int = 0, family: str = "idefics3"):
     """Idefics3 or SmolVLM: a SigLIP-style tower on 32 px tiles (images split into tiles plus a
     global view), pixel shuffle by 2, Llama LM. SmolVLM's processor needs torchvision; Idefics3's
-    builds the same image prompt, so it serves both."""
+    builds the same image prompt, so it serves both. Idefics3 has Llama 3's tokenizer, SmolVLM SmolLM2's;
+    both end a turn with <end_of_utterance> (their eos)."""
     from transformers import Idefics3Processor
 
-    tokenizer = train_bpe_tokenizer(chat_template=IDEFICS3_CHAT_TEMPLATE)
+    template = templates.IDEFICS3 if family == "idefics3" else templates.SMOLVLM
+    tokenizer = llama3_tokenizer(chat_template=template) if family == "idefics3" else smollm_tokenizer(
+        chat_template=template)
     if family == "idefics3":
         from transformers import Idefics3Config as Config, Idefics3ForConditionalGeneration as Model
         from transformers.models.idefics3.image_processing_pil_idefics3 import Idefics3ImageProcessorPil as ImageProc
@@ -261,7 +238,8 @@ def tiny_idefics3(seed: int = 0, family: str = "idefics3"):
     image_processor = ImageProc(size={"longest_edge": 2 * TINY_IMAGE_SIZE}, max_image_size={"longest_edge": TINY_IMAGE_SIZE})
     seq_len = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2 // 4
     processor = Idefics3Processor(image_processor=image_processor, tokenizer=tokenizer, image_seq_len=seq_len,
-                                  chat_template=IDEFICS3_CHAT_TEMPLATE)  # adds its tokens to the tokenizer
+                                  chat_template=template)  # adds its tokens to the tokenizer
+    tokenizer.eos_token = "<end_of_utterance>"
     config = Config(vision_config=_vision(), text_config=_llama(tokenizer).to_dict(), scale_factor=2,
                     image_token_id=processor.image_token_id)
     torch.manual_seed(seed)
@@ -275,6 +253,13 @@ def tiny_smolvlm(seed: int = 0):
 def _qformer(**extra) -> dict:
     return dict(hidden_size=HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2, intermediate_size=2 * HIDDEN,
                 encoder_hidden_size=HIDDEN, **extra)
+
+
+def _t5_tokenizer():
+    """Flan-T5's unigram tokenizer with the <image> placeholder BLIP-2's processors expand."""
+    tokenizer = t5_tokenizer()
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<image>"]}, replace_extra_special_tokens=False)
+    return tokenizer
 
 
 def _t5(tokenizer) -> dict:
@@ -295,8 +280,7 @@ def tiny_blip_2(seed: int = 0, queries: int = 4, language: str = "opt"):
     from transformers import Blip2Config, Blip2ForConditionalGeneration, Blip2Processor, OPTConfig
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    tokenizer = train_bpe_tokenizer(chat_template=None)
-    tokenizer.chat_template = None
+    tokenizer = _t5_tokenizer() if language == "t5" else opt_tokenizer()
     image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     processor = Blip2Processor(image_processor=image_processor, tokenizer=tokenizer, num_query_tokens=queries)
     text = _t5(tokenizer) if language == "t5" else OPTConfig(
@@ -316,9 +300,9 @@ def tiny_instructblip(seed: int = 0, queries: int = 4, language: str = "llama"):
     from transformers import InstructBlipConfig, InstructBlipForConditionalGeneration, InstructBlipProcessor
     from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-    tokenizer = train_bpe_tokenizer(chat_template=None)
-    qformer_tokenizer = train_bpe_tokenizer(chat_template=None)
-    tokenizer.chat_template = qformer_tokenizer.chat_template = None
+    tokenizer = _t5_tokenizer() if language == "t5" else _vicuna_tokenizer()
+    qformer_tokenizer = train_bpe_tokenizer(chat_template=None)  # (a BERT WordPiece one in the real model)
+    qformer_tokenizer.chat_template = None
     image_processor = BlipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     processor = InstructBlipProcessor(image_processor=image_processor, tokenizer=tokenizer,
                                       qformer_tokenizer=qformer_tokenizer, num_query_tokens=queries)
@@ -344,8 +328,7 @@ def tiny_paligemma(seed: int = 0):
     from transformers import GemmaConfig, PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
     from transformers.models.siglip.image_processing_pil_siglip import SiglipImageProcessorPil
 
-    tokenizer = train_bpe_tokenizer(chat_template=None)
-    tokenizer.chat_template = None
+    tokenizer = gemma_tokenizer()
     image_processor = SiglipImageProcessorPil(size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE})
     image_processor.image_seq_length = (TINY_IMAGE_SIZE // TINY_PATCH) ** 2
     processor = PaliGemmaProcessor(image_processor=image_processor, tokenizer=tokenizer)
