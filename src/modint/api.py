@@ -106,7 +106,7 @@ def run_diagnosis(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, 
 
 def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
           progress: Callable[[int, int, dict], None] | None = None, resume: bool = False,
-          logger: Any = None) -> Path:
+          logger: Any = None, selector: Any = None) -> Path:
     """Fine-tune a model against modality interference (heuristic views + embedding-space PGD +
     consistency, or a simpler recipe).
 
@@ -122,6 +122,8 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         resume: continue from OUT/checkpoint.
         logger: receives each logged step on rank 0 (``modint.mitigate.logging_backends``:
             TensorBoard, Weights & Biases); None: only OUT/train_log.jsonl.
+        selector: scores the weights on val at every checkpoint and after the last step and keeps
+            the best (``modint.mitigate.select.CheckpointSelector``; one process only).
 
     Returns:
         The directory of the fine-tuned model (OUT/model).
@@ -130,7 +132,8 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
         ValueError: bad settings, too few samples for one batch, or a combination not supported
             under sharded training.
     """
-    return _training.train(adapter, samples, out_dir, cfg, progress=progress, resume=resume, logger=logger)
+    return _training.train(adapter, samples, out_dir, cfg, progress=progress, resume=resume, logger=logger,
+                           selector=selector)
 
 
 def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config: PGDConfig | None = None
