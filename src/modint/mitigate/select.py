@@ -97,7 +97,7 @@ class CheckpointSelector:
         if best is None:
             raise ValueError("no step was scored on val")
         if best is not self.history[-1]:
-            state = torch.load(self.folder / "best.pt", weights_only=False)
+            state = torch.load(self.folder / "best.pt", weights_only=True)  # tensors and an int: no code
             if state["step"] != best["step"]:
                 raise ValueError(f"{self.folder / 'best.pt'} holds step {state['step']}, not the best step "
                                  f"{best['step']}: the selection was interrupted; train again without --resume")
