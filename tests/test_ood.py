@@ -121,7 +121,8 @@ def _followed_by_hand(records, condition):
 
 
 def test_followed_distractor_rate_from_a_diagnosis(tmp_path, tiny_llava_adapter, samples):
-    from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
+    from modint.api import run_diagnosis  # the engine plus report.html
+    from modint.diagnose.engine import DiagnoseConfig
 
     chosen = _of(samples, IMAGE_HEAVY)[:4] + _of(samples, TEXT_HEAVY)[:4]
     cfg = DiagnoseConfig(conditions=["clean", "noise_image", *OOD], n_boot=10)
