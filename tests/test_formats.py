@@ -550,7 +550,8 @@ def test_cli_diagnose_on_real_formats(tmp_path, make):
     path = make(tmp_path)
     out = tmp_path / "run"
     result = run("diagnose", "--benchmark", path, "--limit", 5, "--model", "tiny-random-llava",
-                 "--conditions", "clean,noise_image", "--out", out, "--quiet")
+                 "--conditions", "clean,noise_image", "--out", out, "--quiet",
+                 "--max-error-rate", 1)  # the fixtures carry bad rows on purpose: recorded, not fatal here
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert records and {r["condition"] for r in records} <= {"clean", "noise_image"}
