@@ -1,4 +1,4 @@
-"""Check mitigated runs against the mitigation targets (issue 24), all against the base model's
+"""Check mitigated runs against the mitigation targets, all against the base model's
 diagnosis on the same split at the same diagnosis seed (e.g. `make demo`'s runs/demo):
 
     python scripts/check_mitigation.py runs/demo runs/mit-s0/diagnosis runs/mit-s1/diagnosis ...

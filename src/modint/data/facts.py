@@ -29,7 +29,7 @@ NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "
                 "eleven", "twelve")
 
 # Two true-sounding sentences per concept: the misleading text names a wrong option as the content
-# of the picture and then talks about it (REFERENCE section 2, "related text").
+# of the picture and then talks about it ("related text").
 CONCEPT_FACTS: dict[str, tuple[str, str]] = {
     "circle": ("A circle is round and has no corners.", "Wheels and coins are shaped like circles."),
     "square": ("A square has four equal sides.", "Each corner of a square is a right angle."),

@@ -1,4 +1,4 @@
-"""When a run's error records make it a failure (DESIGN section 3: never a quiet success).
+"""When a run's error records make it a failure (never a quiet success).
 
 A condition fails a run when every one of its records is an error (a device or model defect
 usually looks like this: the engine turns each exception into an error record), or when the

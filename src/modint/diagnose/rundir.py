@@ -1,4 +1,4 @@
-"""The run directory contract (DESIGN section 3): records.jsonl streamed and resumable,
+"""The run directory contract: records.jsonl streamed and resumable,
 summary.json, manifest.json."""
 
 from __future__ import annotations

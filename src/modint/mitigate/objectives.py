@@ -1,6 +1,6 @@
 """The training objectives, as plain functions of logits, labels and masks (no model code).
 
-L = L_sft + L_adv + lambda * L_consistency (REFERENCE section 3), with the published code's
+L = L_sft + L_adv + lambda * L_consistency, with the published code's
 defects fixed: the logit at position t predicts token t + 1 (``shift=True``; ``shift=False``
 reproduces the published off-by-one for comparison), reductions are explicit means (over answer
 tokens, then over views), views whose answers differ in length are compared on their common

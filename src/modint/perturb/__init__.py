@@ -1,4 +1,4 @@
-"""Perturbation conditions (REFERENCE section 2), registered by name.
+"""Perturbation conditions, registered by name.
 
 A condition is a pure function of (sample, rng, pools) -> sample. It declares the families it
 applies to, keeps the sample id (what pairs a perturbed answer with its reference), and records

@@ -1,4 +1,4 @@
-"""What perturbations draw from, in two disjoint parts (DESIGN section 3): ``train`` for the
+"""What perturbations draw from, in two disjoint parts: ``train`` for the
 mitigation views, ``eval`` for diagnosis. No string, image or seed of one part is in the other:
 
 | pool | eval part (diagnosis) | train part (``modint train``) |
@@ -32,7 +32,7 @@ from modint.perturb.texts import TRAIN_GENERIC_FACTS, TRAIN_PHRASINGS, TRAIN_UNR
 PARTS = ("train", "eval")
 EVAL_PHRASING = "The picture seems to describe {wrong}."
 
-# ~80 "facts" unrelated to any question (REFERENCE section 2): science, history, daily life, fun
+# ~80 "facts" unrelated to any question: science, history, daily life, fun
 # facts, philosophy, maths, and 20 deliberately false number facts (the last block) that can pull
 # a model's arithmetic the wrong way.
 UNRELATED_SENTENCES: tuple[str, ...] = (

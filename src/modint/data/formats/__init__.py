@@ -43,7 +43,7 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            vqa.detect_mmbench, vqa.splits_mmbench, vqa.load_mmbench),
     Format("seedbench", "vqa", "SEED-Bench.json + SEED-Bench-image/<data_id>",
            vqa.detect_seed, vqa.splits_seed, vqa.load_seed, vqa.SEED_OPTIONS),
-    Format("published", "any", "the authors' multiple-choice JSON/JSONL (REFERENCE section 4)",
+    Format("published", "any", "the authors' multiple-choice JSON/JSONL",
            records.detect_published, records.splits_published, records.load_published, records.PUBLISHED_OPTIONS),
     Format("generic", "any", "JSONL/JSON/CSV/TSV with id, family, question, options, answer, image, ...",
            records.detect_generic, records.splits_generic, records.load_generic, records.GENERIC_OPTIONS),

@@ -3,7 +3,7 @@ style ``root/<class>/<image>``, optionally under ``train/``, ``val/``, ``test/``
 CSV split files (``filename,label`` with the images in ``images/``).
 
 Each image becomes "What is the main object in the image?" with its class and 3 distinct other
-classes of the same split, drawn and placed from the sample id alone (REFERENCE section 4), so a
+classes of the same split, drawn and placed from the sample id alone, so a
 sample's options never depend on which other samples were loaded.
 """
 

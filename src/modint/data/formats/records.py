@@ -1,4 +1,4 @@
-"""Record files: the authors' published multiple-choice JSON (REFERENCE section 4) and modint's
+"""Record files: the authors' published multiple-choice JSON and modint's
 generic schema (JSONL, JSON, CSV or TSV; what ``modint data convert`` writes).
 
 Generic schema, one record per row:
