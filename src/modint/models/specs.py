@@ -33,6 +33,9 @@ class FamilySpec:
     # Gemma 3: the processor reads a flat list of images as all belonging to the first prompt, so
     # images go in one list per row ([[image], [], ...]; text-only rows get an empty list).
     images_per_row: bool = False
+    # Why letter scoring cannot compute a prompt prefix once and reuse it (modint.models.sharing),
+    # or None when it can; such families keep the reference path.
+    no_prefix_sharing: str | None = None
 
 
 _QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
@@ -40,10 +43,14 @@ _QFORMER_PROMPT = "{system}\n{user}\nAnswer:"
 SPECS: dict[str, FamilySpec] = {
     "paligemma": FamilySpec("paligemma", "PaliGemma", ("google/paligemma-3b-mix-224", "google/paligemma2-3b-mix-224"),
                             plain_prompt=_QFORMER_PROMPT, image_prefix="<image>", text_only_template="{bos}{text}\n",
-                            split_mixed_batches=True),
+                            split_mixed_batches=True,
+                            no_prefix_sharing="the image and the prompt form one prefix that attends in both "
+                                              "directions, so a prompt's end changes its image tokens"),
     "instructblip": FamilySpec("instructblip", "InstructBLIP", ("Salesforce/instructblip-vicuna-7b",
                                                                 "Salesforce/instructblip-flan-t5-xl"),
-                               plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
+                               plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True,
+                               no_prefix_sharing="the Q-Former reads the instruction, so the image features "
+                                                 "depend on the text"),
     "blip-2": FamilySpec("blip-2", "BLIP-2", ("Salesforce/blip2-opt-2.7b", "Salesforce/blip2-flan-t5-xl"),
                          plain_prompt=_QFORMER_PROMPT, text_only_via_language_model=True),
     "idefics3": FamilySpec("idefics3", "Idefics3", ("HuggingFaceM4/Idefics3-8B-Llama3",)),

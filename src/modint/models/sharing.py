@@ -1,0 +1,292 @@
+"""Letter scoring that computes each distinct prompt prefix once.
+
+The prompts put the image first (``modint.models.prompts``), so the conditions of a sample share
+the chat header and the image, and text-heavy conditions that use a canvas or a switch photo share
+header + that image with every other sample using it. ``SharedScorer`` splits each row after its
+last image token (text-only rows: after the chat header every text-only prompt starts with),
+computes the key/value cache of each distinct prefix once, keeps it in a ``PrefixCache`` bounded by
+bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
+prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
+
+The result equals ``VLMAdapter.score`` (the reference path) up to float error: the suffix tokens
+attend to exactly the keys and values the full forward would give them, at the same positions.
+Families where that does not hold name the reason in ``FamilySpec.no_prefix_sharing`` (or have an
+encoder-decoder language model, whose encoder attends both ways); they keep the reference path.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from modint.data.sample import Sample
+
+# Inputs laid out one value per token position ([1, L]); every other tensor input (pixels, grids,
+# image sizes) describes the image and goes into the prefix's key whole.
+PER_POSITION = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+ENCODER_DECODER_REASON = "encoder-decoder language model: its encoder attends in both directions"
+
+
+def sharing_blocker(adapter: Any) -> str | None:
+    """Why prefix sharing cannot apply to this adapter's model, or None when it can."""
+    if adapter.encoder_decoder:
+        return ENCODER_DECODER_REASON
+    return adapter.spec.no_prefix_sharing
+
+
+@dataclass
+class PrefixEntry:
+    cache: Any  # the model's key/value cache of the prefix (batch 1), never mutated
+    length: int
+    nbytes: int
+
+
+@dataclass
+class PrefixCache:
+    """Key/value caches of prompt prefixes, least recently used evicted first once their tensors
+    exceed ``max_bytes``. The counters say what the run computed (``positions_computed`` counts
+    LLM positions, padding included)."""
+
+    max_bytes: int = 256 * 2**20
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    vision_encodings: int = 0
+    positions_computed: int = 0
+    nbytes: int = 0
+    _entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
+
+    def get(self, key: tuple) -> PrefixEntry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple, entry: PrefixEntry) -> None:
+        if entry.nbytes > self.max_bytes:  # would evict everything and still not fit
+            return
+        self._entries[key] = entry
+        self.nbytes += entry.nbytes
+        while self.nbytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self.nbytes -= old.nbytes
+            self.evictions += 1
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions, "entries": len(self),
+                "bytes": self.nbytes, "vision_encodings": self.vision_encodings,
+                "positions_computed": self.positions_computed}
+
+
+@dataclass
+class _Row:
+    index: int  # in the caller's list
+    sample: Sample
+    inputs: dict[str, torch.Tensor]  # this row alone, as the adapter encodes it
+    split: int  # prefix length
+    positions: torch.Tensor | None  # multimodal RoPE: [3, L] position ids of the whole row
+    key: tuple = ()
+    entry: PrefixEntry | None = None
+
+    @property
+    def length(self) -> int:
+        return int(self.inputs["input_ids"].shape[1])
+
+    @property
+    def language_model_only(self) -> bool:
+        return "pixel_values" not in self.inputs
+
+
+def _cache_bytes(cache: Any) -> int:
+    total = 0
+    for layer in getattr(cache, "layers", []):
+        for tensor in (getattr(layer, "keys", None), getattr(layer, "values", None)):
+            if isinstance(tensor, torch.Tensor):
+                total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def _returned_cache(out: Any) -> Any:
+    """The key/value cache a forward returned (BLIP-2 nests its language model's output)."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.language_model_outputs.cache
+
+
+def _stack_caches(caches: Sequence[Any]) -> Any:
+    """A new cache holding ``caches`` (each of batch 1, same length) along the batch; the inputs
+    are left untouched (the forward appends to the new cache's own tensors)."""
+    first = caches[0]
+    stacked = copy.copy(first)
+    stacked.layers = []
+    for i, layer in enumerate(first.layers):
+        fresh = copy.copy(layer)
+        if isinstance(getattr(layer, "keys", None), torch.Tensor) and layer.keys.numel():
+            fresh.keys = torch.cat([c.layers[i].keys for c in caches])
+            fresh.values = torch.cat([c.layers[i].values for c in caches])
+        stacked.layers.append(fresh)
+    return stacked
+
+
+def _digest(inputs: dict[str, torch.Tensor]) -> str:
+    """A hash of the row's image inputs (everything that is not per position)."""
+    h = hashlib.sha256()
+    for name in sorted(inputs):
+        value = inputs[name]
+        if name in PER_POSITION or not isinstance(value, torch.Tensor):
+            continue
+        h.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
+        h.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+class SharedScorer:
+    """``score(samples)`` as ``VLMAdapter.score``, each distinct prefix computed once (see the
+    module docstring). One instance per run: its ``cache`` lives as long as it does."""
+
+    def __init__(self, adapter: Any, cache: PrefixCache | None = None, batch_size: int = 16):
+        self.adapter = adapter
+        self.cache = cache if cache is not None else PrefixCache()
+        self.batch_size = batch_size
+        self.blocker = sharing_blocker(adapter)
+        self._header: int | None = None
+
+    @torch.no_grad()
+    def score(self, samples: Sequence[Sample]) -> list:
+        samples = list(samples)
+        if self.blocker is not None:
+            return self.adapter.score(samples)
+        rows = [self._row(i, s) for i, s in enumerate(samples)]
+        for row in rows:
+            self._attach_prefix(row)
+        results: list = [None] * len(rows)
+        for chunk in self._suffix_batches(rows):
+            for row, scored in zip(chunk, self._score_suffixes(chunk)):
+                results[row.index] = scored
+        return results
+
+    # ----- rows and prefixes ---------------------------------------------------------------
+    def header_length(self) -> int:
+        """Tokens every text-only prompt starts with (the chat header): the common prefix of
+        prompts that differ from their first user character (a perturbation's context comes
+        before the question); several openings, as a tokenizer may split off a word's leading space."""
+        if self._header is None:
+            probes = [Sample(f"header-probe-{i}", "text_heavy", "?", ("x", "y"), 0, context=c)
+                      for i, c in enumerate(("Question", "The", "x", "1", "Q", "é"))]
+            ids = [self.adapter.encode([p]).inputs["input_ids"][0].tolist() for p in probes]
+            n = 0
+            while n < min(map(len, ids)) and len({row[n] for row in ids}) == 1:
+                n += 1
+            self._header = n
+        return self._header
+
+    def _row(self, index: int, sample: Sample) -> _Row:
+        batch = self.adapter.encode([sample])
+        inputs = {k: v for k, v in batch.inputs.items()}
+        ids = inputs["input_ids"][0]
+        image_at = torch.nonzero(batch.image_token_mask[0]).flatten()
+        split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
+        split = max(1, min(split, len(ids) - 1))  # at least one suffix token, whose logits are read
+        return _Row(index, sample, inputs, split, self._rope_positions(inputs))
+
+    def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Multimodal RoPE (Qwen-VL): the whole row's [3, L] position ids, from the model's own
+        rule; a continuation must be given them (text after an image does not sit at its index)."""
+        inner = getattr(self.adapter.model, "model", None)
+        rope_index = getattr(inner, "get_rope_index", None)
+        if rope_index is None or "mm_token_type_ids" not in inputs:
+            return None
+        positions, _ = rope_index(inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
+                                  image_grid_thw=inputs.get("image_grid_thw"),
+                                  attention_mask=inputs["attention_mask"])
+        return positions[:, 0]
+
+    def _attach_prefix(self, row: _Row) -> None:
+        ids = row.inputs["input_ids"][0, :row.split]
+        row.key = (row.language_model_only, tuple(ids.tolist()), _digest(row.inputs))
+        row.entry = self.cache.get(row.key)
+        if row.entry is None:
+            row.entry = self._compute_prefix(row)
+            self.cache.put(row.key, row.entry)
+
+    def _compute_prefix(self, row: _Row) -> PrefixEntry:
+        inputs = {k: (v[:, :row.split] if k in PER_POSITION else v) for k, v in row.inputs.items()}
+        if row.positions is not None:
+            inputs["position_ids"] = row.positions[:, None, :row.split]
+        out = self._forward(inputs, cache=None)
+        self.cache.vision_encodings += not row.language_model_only
+        self.cache.positions_computed += row.split
+        cache = _returned_cache(out)
+        return PrefixEntry(cache, row.split, _cache_bytes(cache))
+
+    def _forward(self, inputs: dict[str, torch.Tensor], cache: Any, logits_to_keep: Any = 1) -> Any:
+        """The model's forward with a key/value cache; Q-Former families send inputs without
+        pixels (text-only rows, every suffix) to their language model alone, as ``VLMAdapter``
+        does for text-only rows."""
+        model = self.adapter.model
+        if "pixel_values" not in inputs and self.adapter.spec.text_only_via_language_model:
+            model = model.language_model
+            inputs = {k: inputs[k] for k in ("input_ids", "attention_mask", "position_ids") if k in inputs}
+        return model(**inputs, cache=cache, use_cache=True, logits_to_keep=logits_to_keep)
+
+    # ----- suffixes ----------------------------------------------------------------------------
+    def _suffix_batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Rows that can share one forward (same prefix length, same route), each group sorted by
+        suffix length and cut into batches of ``batch_size``; deterministic for given rows."""
+        groups: dict[tuple[int, bool], list[_Row]] = {}
+        for row in rows:
+            groups.setdefault((row.split, row.language_model_only), []).append(row)
+        batches = []
+        for key in sorted(groups):
+            ordered = sorted(groups[key], key=lambda r: (r.length - r.split, r.index))
+            batches.extend(ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size))
+        return batches
+
+    def _score_suffixes(self, chunk: list[_Row]) -> list:
+        from modint.models.adapter import Scored
+
+        device = self.adapter.device
+        prefix = chunk[0].split
+        lengths = [r.length - prefix for r in chunk]
+        width = max(lengths)
+        pad = self.adapter.tokenizer.pad_token_id or 0
+        inputs: dict[str, torch.Tensor] = {}
+        for name in PER_POSITION:
+            if name not in chunk[0].inputs:
+                continue
+            fill = pad if name == "input_ids" else 0
+            block = torch.full((len(chunk), width), fill, dtype=chunk[0].inputs[name].dtype, device=device)
+            for i, row in enumerate(chunk):
+                block[i, :lengths[i]] = row.inputs[name][0, prefix:]
+            inputs[name] = block
+        # The mask covers the cached prefix and the suffix (padding after each row's end).
+        inputs["attention_mask"] = torch.cat([torch.ones(len(chunk), prefix, dtype=inputs["attention_mask"].dtype,
+                                                         device=device), inputs["attention_mask"]], dim=1)
+        if chunk[0].positions is not None:
+            positions = torch.zeros(3, len(chunk), width, dtype=chunk[0].positions.dtype, device=device)
+            for i, row in enumerate(chunk):
+                positions[:, i, :lengths[i]] = row.positions[:, prefix:]
+            inputs["position_ids"] = positions
+        last = torch.tensor([n - 1 for n in lengths], device=device)
+        keep = torch.unique(last)
+        cache = _stack_caches([r.entry.cache for r in chunk])
+        out = self._forward(inputs, cache=cache, logits_to_keep=keep)
+        self.cache.positions_computed += len(chunk) * width
+        logits = out.logits[torch.arange(len(chunk), device=device), torch.searchsorted(keep, last)].float()
+        results = []
+        for i, row in enumerate(chunk):
+            probs = torch.softmax(self.adapter.option_logits(logits[i], len(row.sample.options)), dim=-1)
+            probs = probs.double().cpu().numpy()
+            results.append(Scored(probs=probs, pred=int(np.argmax(probs))))
+        return results
