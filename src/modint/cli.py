@@ -35,6 +35,9 @@ DEVICE_MAP_OPTION = typer.Option(None, help="Spread a model larger than one devi
                                  "JSON map of modules to devices ('{\"model.language_model\": \"disk\", ...}'; "
                                  "'disk' offloads to a temporary folder).")
 REMOTE_CODE_OPTION = typer.Option(False, help="Allow model code from the checkpoint (off by default).")
+SHARE_OPTION = typer.Option(True, "--share/--no-share", help="Letter scoring: compute each shared prompt prefix "
+                            "(header + image) once and run only the rest; --no-share: one full forward per input "
+                            "(the reference path).")
 MAX_ERROR_RATE_OPTION = typer.Option(0.05, min=0.0, max=1.0, help="Exit 1 when a condition has more error records "
                                      "than this share (or all of them); the records stay and a re-run resumes.")
 
@@ -89,6 +92,7 @@ def diagnose(
     pgd_targeted: bool = typer.Option(False, help="Push toward the most likely wrong option instead of away from "
                                       "the gold one."),
     save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
+    share: bool = SHARE_OPTION,
     facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
@@ -108,7 +112,7 @@ def diagnose(
                             scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
-                            save_adversarial=save_adversarial)
+                            save_adversarial=save_adversarial, share=share)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
     if summary and text_model:
@@ -137,6 +141,7 @@ def attack(
     restarts: int = typer.Option(1, min=1, help="Random restarts (a sample keeps its most successful one)."),
     targeted: bool = typer.Option(False, help="Toward the most likely wrong option."),
     save_images: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
+    share: bool = SHARE_OPTION,
     limit: Optional[int] = LIMIT_OPTION,
     batch_size: int = typer.Option(16, min=1, help="Samples per attack batch."),
     seed: int = typer.Option(0, help="Seed for random starts (per sample) and bootstrap CIs."),
@@ -170,7 +175,7 @@ def attack(
     conditions = [REFERENCE_CONDITION[f] for f in sorted(families)] + conditions
     config = DiagnoseConfig(conditions=conditions, seed=seed, batch_size=batch_size,
                             attack={"steps": steps, "step_rule": step_rule, "restarts": restarts, "targeted": targeted},
-                            save_adversarial=save_images)
+                            save_adversarial=save_images, share=share)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    keep=lambda s: s.family in families)
     if summary and not quiet:

@@ -47,6 +47,10 @@ class DiagnoseConfig:
     # adversarial conditions: PGD settings other than eps (see modint.attacks.PGDConfig)
     attack: dict[str, Any] = field(default_factory=lambda: {"steps": 10, "step_rule": "sign", "restarts": 1})
     save_adversarial: bool = False  # write each attacked image to OUT/adversarial/
+    # letter scoring: compute each distinct prompt prefix (header + image) once and run only the
+    # suffixes (modint.models.sharing); False: one full forward per input, the reference path
+    share: bool = True
+    prefix_cache_mb: int = 256  # memory bound of the cached prefixes' keys and values
 
     def check(self) -> None:
         if self.scoring not in SCORING_MODES:
@@ -55,6 +59,8 @@ class DiagnoseConfig:
             get_condition(name)  # KeyError listing the known names
         if self.batch_size < 1:
             raise ValueError("batch size must be at least 1")
+        if self.prefix_cache_mb < 0:
+            raise ValueError("prefix cache size must be >= 0 MB")
         if self.pool_part not in ("train", "eval"):
             raise ValueError(f"unknown pool part {self.pool_part!r}; use train or eval")
         from modint.attacks import PGDConfig
@@ -133,6 +139,26 @@ class Scorer:
         self.adapter = adapter
         self.config = config
         self.out_dir = out_dir
+        self.shared: Any = None  # the prefix-sharing scorer, made on first use (letter scoring only)
+
+    def _letters(self, samples: list[Sample]) -> list:
+        if not self.config.share:
+            return self.adapter.score(samples)
+        if self.shared is None:
+            from modint.models.sharing import PrefixCache, SharedScorer
+
+            cache = PrefixCache(max_bytes=self.config.prefix_cache_mb * 2**20)
+            self.shared = SharedScorer(self.adapter, cache, batch_size=self.config.batch_size)
+            if self.shared.blocker:
+                log.info("prefix sharing does not apply to this model (%s): reference path", self.shared.blocker)
+        return self.shared.score(samples)
+
+    def sharing_report(self) -> dict[str, Any]:
+        """For the manifest: whether prefixes were shared, why not, and the prefix cache's counters."""
+        if self.shared is None:
+            return {"requested": self.config.share, "used": False, "reason": None}
+        return {"requested": True, "used": self.shared.blocker is None, "reason": self.shared.blocker,
+                **self.shared.cache.stats()}
 
     def __call__(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
         records: list[dict | None] = [None] * len(prepared)
@@ -152,7 +178,7 @@ class Scorer:
     def _score(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
         samples = [s for s, _ in prepared]
         if self.config.scoring == "letters":
-            scored = self.adapter.score(samples)
+            scored = self._letters(samples)
             return [_record(s, c, [round(float(p), 6) for p in r.probs], r.pred, None)
                     for (s, c), r in zip(prepared, scored)]
         texts = self.adapter.generate(samples, max_new_tokens=self.config.max_new_tokens,
@@ -356,7 +382,8 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
     manifest = _manifest(adapter, samples, config, run_info, records, elapsed, produced, world)
-    rundir.write_json(out / rundir.MANIFEST, {**manifest, "pools": pools.describe()})
+    rundir.write_json(out / rundir.MANIFEST, {**manifest, "pools": pools.describe(),
+                                              "prefix_sharing": scorer.sharing_report()})
     barrier()
     return summary
 

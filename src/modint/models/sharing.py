@@ -151,6 +151,31 @@ def _digest(inputs: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+# A forward's fixed cost (the per-layer calls, the cache copy), in positions computed: bucketing
+# pays that much for one more batch rather than pad that many positions.
+FORWARD_COST_POSITIONS = 32
+
+
+def bucket_by_length(lengths: Sequence[int], max_rows: int,
+                     forward_cost: int = FORWARD_COST_POSITIONS) -> list[tuple[int, int]]:
+    """Cut sorted ``lengths`` into consecutive batches [a, b) of at most ``max_rows`` rows that
+    minimise the positions computed (each batch pads to its longest row) plus ``forward_cost``
+    per batch: an exact dynamic programme over the cut points."""
+    n = len(lengths)
+    best = [0.0] + [float("inf")] * n  # best[i]: cost of the first i rows
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        for start in range(max(0, end - max_rows), end):
+            cost = best[start] + (end - start) * lengths[end - 1] + forward_cost
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    bounds, end = [], n
+    while end > 0:
+        bounds.append((cut[end], end))
+        end = cut[end]
+    return bounds[::-1]
+
+
 class SharedScorer:
     """``score(samples)`` as ``VLMAdapter.score``, each distinct prefix computed once (see the
     module docstring). One instance per run: its ``cache`` lives as long as it does."""
@@ -243,14 +268,16 @@ class SharedScorer:
     # ----- suffixes ----------------------------------------------------------------------------
     def _suffix_batches(self, rows: list[_Row]) -> list[list[_Row]]:
         """Rows that can share one forward (same prefix length, same route), each group sorted by
-        suffix length and cut into batches of ``batch_size``; deterministic for given rows."""
+        suffix length and cut where padding would cost more than another forward
+        (``bucket_by_length``); deterministic for given rows."""
         groups: dict[tuple[int, bool], list[_Row]] = {}
         for row in rows:
             groups.setdefault((row.split, row.language_model_only), []).append(row)
         batches = []
         for key in sorted(groups):
             ordered = sorted(groups[key], key=lambda r: (r.length - r.split, r.index))
-            batches.extend(ordered[i:i + self.batch_size] for i in range(0, len(ordered), self.batch_size))
+            cuts = bucket_by_length([r.length - r.split for r in ordered], self.batch_size)
+            batches.extend(ordered[a:b] for a, b in cuts)
         return batches
 
     def _score_suffixes(self, chunk: list[_Row]) -> list:
