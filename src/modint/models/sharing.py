@@ -27,8 +27,8 @@ import torch
 
 from modint.data.sample import Sample
 
-# Inputs laid out one value per token position ([1, L]); every other tensor input (pixels, grids,
-# image sizes) describes the image and goes into the prefix's key whole.
+# Inputs laid out one value per token position ([B, L]); the others (pixels, grids, image sizes)
+# describe the images, which a prefix's key holds as a hash of the decoded image.
 PER_POSITION = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 ENCODER_DECODER_REASON = "encoder-decoder language model: its encoder attends in both directions"
 
@@ -94,19 +94,23 @@ class PrefixCache:
 class _Row:
     index: int  # in the caller's list
     sample: Sample
-    inputs: dict[str, torch.Tensor]  # this row alone, as the adapter encodes it
+    tokens: dict[str, torch.Tensor]  # the row's per-position inputs ([1, L], no padding)
     split: int  # prefix length
     positions: torch.Tensor | None  # multimodal RoPE: [3, L] position ids of the whole row
-    key: tuple = ()
     entry: PrefixEntry | None = None
 
     @property
     def length(self) -> int:
-        return int(self.inputs["input_ids"].shape[1])
+        return int(self.tokens["input_ids"].shape[1])
 
     @property
     def language_model_only(self) -> bool:
-        return "pixel_values" not in self.inputs
+        return self.sample.image is None
+
+    @property
+    def key(self) -> tuple:
+        ids = tuple(self.tokens["input_ids"][0, :self.split].tolist())
+        return (self.language_model_only, ids, _image_digest(self.sample.image))
 
 
 def _cache_bytes(cache: Any) -> int:
@@ -139,16 +143,26 @@ def _stack_caches(caches: Sequence[Any]) -> Any:
     return stacked
 
 
-def _digest(inputs: dict[str, torch.Tensor]) -> str:
-    """A hash of the row's image inputs (everything that is not per position)."""
-    h = hashlib.sha256()
-    for name in sorted(inputs):
-        value = inputs[name]
-        if name in PER_POSITION or not isinstance(value, torch.Tensor):
-            continue
-        h.update(f"{name}{tuple(value.shape)}{value.dtype}".encode())
-        h.update(value.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+def _image_digest(image: Any) -> str:
+    """A hash of a decoded image (the processor turns equal images into equal pixel inputs)."""
+    if image is None:
+        return ""
+    h = hashlib.sha256(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
     return h.hexdigest()
+
+
+def _select_row(cache: Any, row: int) -> Any:
+    """Row ``row`` of a batched cache, as a cache of its own (owning its memory)."""
+    single = copy.copy(cache)
+    single.layers = []
+    for layer in cache.layers:
+        fresh = copy.copy(layer)
+        if isinstance(getattr(layer, "keys", None), torch.Tensor) and layer.keys.numel():
+            fresh.keys = layer.keys[row:row + 1].clone()
+            fresh.values = layer.values[row:row + 1].clone()
+        single.layers.append(fresh)
+    return single
 
 
 # A forward's fixed cost (the per-layer calls, the cache copy), in positions computed: bucketing
@@ -192,9 +206,8 @@ class SharedScorer:
         samples = list(samples)
         if self.blocker is not None:
             return self.adapter.score(samples)
-        rows = [self._row(i, s) for i, s in enumerate(samples)]
-        for row in rows:
-            self._attach_prefix(row)
+        rows = self._rows(samples)
+        self._attach_prefixes(rows)
         results: list = [None] * len(rows)
         for chunk in self._suffix_batches(rows):
             for row, scored in zip(chunk, self._score_suffixes(chunk)):
@@ -216,17 +229,28 @@ class SharedScorer:
             self._header = n
         return self._header
 
-    def _row(self, index: int, sample: Sample) -> _Row:
-        batch = self.adapter.encode([sample])
-        inputs = {k: v for k, v in batch.inputs.items()}
-        ids = inputs["input_ids"][0]
-        image_at = torch.nonzero(batch.image_token_mask[0]).flatten()
-        split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
-        split = max(1, min(split, len(ids) - 1))  # at least one suffix token, whose logits are read
-        return _Row(index, sample, inputs, split, self._rope_positions(inputs))
+    def _rows(self, samples: list[Sample]) -> list[_Row]:
+        """Each sample's tokens and prefix length, from one encoding of the image rows and one of
+        the text-only rows (Q-Former processors put query tokens on every row of a batch)."""
+        rows: list = [None] * len(samples)
+        for with_image in (True, False):
+            part = [i for i, s in enumerate(samples) if (s.image is not None) == with_image]
+            if not part:
+                continue
+            batch = self.adapter.encode([samples[i] for i in part])
+            positions = self._rope_positions(batch.inputs)
+            lengths = batch.inputs["attention_mask"].sum(1).tolist()  # right padding
+            for j, i in enumerate(part):
+                n = int(lengths[j])
+                tokens = {k: batch.inputs[k][j:j + 1, :n] for k in PER_POSITION if k in batch.inputs}
+                image_at = torch.nonzero(batch.image_token_mask[j, :n]).flatten()
+                split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
+                split = max(1, min(split, n - 1))  # at least one suffix token, whose logits are read
+                rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None)
+        return rows
 
     def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Multimodal RoPE (Qwen-VL): the whole row's [3, L] position ids, from the model's own
+        """Multimodal RoPE (Qwen-VL): the rows' [3, B, L] position ids, from the model's own
         rule; a continuation must be given them (text after an image does not sit at its index)."""
         inner = getattr(self.adapter.model, "model", None)
         rope_index = getattr(inner, "get_rope_index", None)
@@ -235,25 +259,50 @@ class SharedScorer:
         positions, _ = rope_index(inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
                                   image_grid_thw=inputs.get("image_grid_thw"),
                                   attention_mask=inputs["attention_mask"])
-        return positions[:, 0]
+        return positions
 
-    def _attach_prefix(self, row: _Row) -> None:
-        ids = row.inputs["input_ids"][0, :row.split]
-        row.key = (row.language_model_only, tuple(ids.tolist()), _digest(row.inputs))
-        row.entry = self.cache.get(row.key)
-        if row.entry is None:
-            row.entry = self._compute_prefix(row)
-            self.cache.put(row.key, row.entry)
+    def _attach_prefixes(self, rows: list[_Row]) -> None:
+        """Each row's prefix entry: from the cache, or computed, once per distinct prefix, in
+        batches of prefixes of one length. A row whose prefix an earlier row of the same call
+        brought counts as a hit."""
+        pending: dict[tuple, list[_Row]] = {}
+        for row in rows:
+            key = row.key
+            if key in pending:
+                pending[key].append(row)
+                self.cache.hits += 1
+                continue
+            row.entry = self.cache.get(key)
+            if row.entry is None:
+                pending[key] = [row]
+        groups: dict[tuple[int, bool], list[tuple]] = {}
+        for key, waiting in pending.items():
+            groups.setdefault((waiting[0].split, waiting[0].language_model_only), []).append(key)
+        for keys in groups.values():
+            for start in range(0, len(keys), self.batch_size):
+                chunk = keys[start:start + self.batch_size]
+                for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
+                    self.cache.put(key, entry)
+                    for row in pending[key]:
+                        row.entry = entry
 
-    def _compute_prefix(self, row: _Row) -> PrefixEntry:
-        inputs = {k: (v[:, :row.split] if k in PER_POSITION else v) for k, v in row.inputs.items()}
-        if row.positions is not None:
-            inputs["position_ids"] = row.positions[:, None, :row.split]
-        out = self._forward(inputs, cache=None)
-        self.cache.vision_encodings += not row.language_model_only
-        self.cache.positions_computed += row.split
-        cache = _returned_cache(out)
-        return PrefixEntry(cache, row.split, _cache_bytes(cache))
+    def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
+        """The key/value caches of prefixes of one length, from one forward."""
+        split = firsts[0].split
+        inputs = {k: v for k, v in self.adapter.encode([r.sample for r in firsts]).inputs.items()}
+        for name in PER_POSITION:
+            if name in inputs:
+                inputs[name] = inputs[name][:, :split]
+        if firsts[0].positions is not None:
+            inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
+        batched = _returned_cache(self._forward(inputs, cache=None))
+        self.cache.vision_encodings += sum(not r.language_model_only for r in firsts)
+        self.cache.positions_computed += split * len(firsts)
+        entries = []
+        for i in range(len(firsts)):
+            single = _select_row(batched, i) if len(firsts) > 1 else batched
+            entries.append(PrefixEntry(single, split, _cache_bytes(single)))
+        return entries
 
     def _forward(self, inputs: dict[str, torch.Tensor], cache: Any, logits_to_keep: Any = 1) -> Any:
         """The model's forward with a key/value cache; Q-Former families send inputs without
@@ -290,12 +339,12 @@ class SharedScorer:
         pad = self.adapter.tokenizer.pad_token_id or 0
         inputs: dict[str, torch.Tensor] = {}
         for name in PER_POSITION:
-            if name not in chunk[0].inputs:
+            if name not in chunk[0].tokens:
                 continue
             fill = pad if name == "input_ids" else 0
-            block = torch.full((len(chunk), width), fill, dtype=chunk[0].inputs[name].dtype, device=device)
+            block = torch.full((len(chunk), width), fill, dtype=chunk[0].tokens[name].dtype, device=device)
             for i, row in enumerate(chunk):
-                block[i, :lengths[i]] = row.inputs[name][0, prefix:]
+                block[i, :lengths[i]] = row.tokens[name][0, prefix:]
             inputs[name] = block
         # The mask covers the cached prefix and the suffix (padding after each row's end).
         inputs["attention_mask"] = torch.cat([torch.ones(len(chunk), prefix, dtype=inputs["attention_mask"].dtype,
