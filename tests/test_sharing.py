@@ -157,3 +157,17 @@ def test_cli_no_share_selects_the_reference_path(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config"]["share"] is False and manifest["prefix_sharing"]["used"] is False
+
+
+def test_a_prefix_longer_than_a_sliding_window_continues_right():
+    model, processor = build_tiny("gemma3", seed=0)  # sliding + full attention layers
+    model.config.text_config.sliding_window = 16  # shorter than every header + image prefix
+    for module in model.modules():
+        if getattr(module, "sliding_window", None):
+            module.sliding_window = 16
+    adapter = VLMAdapter(model.float().eval(), processor)
+    samples = _conditions_of_three_samples()
+    scorer = SharedScorer(adapter, batch_size=3)
+    for got, ref in zip(scorer.score(samples), adapter.score(samples)):
+        np.testing.assert_allclose(got.probs, ref.probs, atol=1e-4, rtol=0)
+    assert min(entry.length for entry in scorer.cache._entries.values()) > 16
