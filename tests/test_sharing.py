@@ -147,7 +147,7 @@ def test_a_family_without_sharing_runs_the_reference_path_and_says_why(tmp_path,
     assert "prefix sharing does not apply" in caplog.text
 
 
-def test_cli_no_share_selects_the_reference_path(tmp_path):
+def test_cli_no_share_selects_the_reference_path_and_the_cache_size_is_an_option(tmp_path):
     from typer.testing import CliRunner
 
     from modint.cli import app
@@ -157,6 +157,11 @@ def test_cli_no_share_selects_the_reference_path(tmp_path):
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["config"]["share"] is False and manifest["prefix_sharing"]["used"] is False
+    args = ["diagnose", "--model", "tiny-random-llava", "--limit", "2", "--conditions", "clean,black_image",
+            "--prefix-cache-mb", "0", "--out", str(tmp_path / "nocache"), "--quiet"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    manifest = json.loads((tmp_path / "nocache" / "manifest.json").read_text())["prefix_sharing"]
+    assert manifest["used"] and manifest["entries"] == manifest["bytes"] == 0 and manifest["misses"] > 0
 
 
 def test_a_prefix_longer_than_a_sliding_window_continues_right():

@@ -93,6 +93,8 @@ def diagnose(
                                       "the gold one."),
     save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
     share: bool = SHARE_OPTION,
+    prefix_cache_mb: int = typer.Option(256, min=0, help="Memory for cached prefixes (header + image keys and values) "
+                                        "reused across batches; least recently used first out."),
     facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
@@ -112,7 +114,7 @@ def diagnose(
                             scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
-                            save_adversarial=save_adversarial, share=share)
+                            save_adversarial=save_adversarial, share=share, prefix_cache_mb=prefix_cache_mb)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
     if summary and text_model:
