@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from modint.data.sample import Sample
+from modint.models.adapter import Scored
 
 # Inputs laid out one value per token position ([B, L]); the others (pixels, grids, image sizes)
 # describe the images, which a prefix's key holds as a hash of the decoded image.
@@ -330,8 +331,6 @@ class SharedScorer:
         return batches
 
     def _score_suffixes(self, chunk: list[_Row]) -> list:
-        from modint.models.adapter import Scored
-
         device = self.adapter.device
         prefix = chunk[0].split
         lengths = [r.length - prefix for r in chunk]
