@@ -89,6 +89,8 @@ def diagnose(
     pgd_targeted: bool = typer.Option(False, help="Push toward the most likely wrong option instead of away from "
                                       "the gold one."),
     save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
+    reliance: bool = typer.Option(False, help="Add per-record reliance measures: attention mass by region, image / "
+                                  "context knockout, logit-lens layers (docs/reliance.md)."),
     facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
@@ -108,7 +110,7 @@ def diagnose(
                             scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
-                            save_adversarial=save_adversarial)
+                            save_adversarial=save_adversarial, reliance=reliance)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
     if summary and text_model:
