@@ -172,3 +172,30 @@ def test_measure_keeps_the_input_order(llava):
     results = measure(llava, samples)
     assert [m["tokens"]["image"] > 0 for _, _, m in results] == [False, True]
     assert np.allclose(results[1][0], llava.score(samples[1:])[0].probs, atol=1e-5)
+
+
+def test_compare_pairs_records_and_runs_a_wilcoxon_test():
+    from modint.report.compare_reliance import reliance_changes, wilcoxon_p
+
+    assert wilcoxon_p([1, 2, 3, 4, 5]) == pytest.approx(2 / 32)  # exact: only the all-positive signing is as extreme
+    assert wilcoxon_p([0, 0]) == 1.0 and wilcoxon_p([]) is None
+    before = [_rec(i, "misleading_text", 0, 0, 0.1 * k) for k, i in enumerate("abcde", start=1)]
+    after = [_rec(i, "misleading_text", 0, 0, 0.1 * k - 0.05 * k) for k, i in enumerate("abcdf", start=1)]
+    rows = {r["measure"]: r for r in reliance_changes([before, after], n_boot=100)}
+    ctx = rows["attn_context"]
+    # paired on a..d (e and f are in one run only): differences -0.05, -0.10, -0.15, -0.20
+    assert ctx["n"] == 4 and ctx["diff"] == pytest.approx(-0.125) and ctx["first"] == pytest.approx(0.25)
+    assert ctx["p"] == pytest.approx(2 / 16)
+    assert rows["attn_image"]["diff"] == 0 and rows["attn_image"]["p"] == 1.0
+    assert "lens_overtake_layer" not in rows  # None in both runs: nothing to pair
+
+
+def test_report_has_a_reliance_panel_and_per_sample_values(llava, tmp_path):
+    from modint.report.html import write_report
+
+    samples = [Sample("img-1", "image_heavy", "What shape is shown?", SHAPES, 1, make_image(1))]
+    run_diagnosis(llava, samples, tmp_path, DiagnoseConfig(conditions=["clean", "misleading_text"], n_boot=20,
+                                                           reliance=True))
+    html = write_report(tmp_path, samples=samples).read_text()
+    assert 'id="reliance"' in html and "AUROC harmful" in html
+    assert '"rel":"attention image ' in html  # the sample browser's data

@@ -681,6 +681,11 @@ def compare(
         for curve in cmp.robustness:
             for i in range(1, len(cmp.runs)):
                 out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)
+        if cmp.reliance:
+            from modint.report.compare_reliance import reliance_table
+
+            for table in reliance_table(cmp.reliance, cmp.labels):
+                out.print(table)
     if out_file is not None:
         out.print(f"wrote {write_comparison(cmp, out_file)}")
 
