@@ -1,5 +1,6 @@
-"""Records per second of `modint diagnose` with letter scoring vs generate-and-parse, on the same
-model and samples. Usage: python benchmarks/diagnose_throughput.py [--model M] [--limit N]"""
+"""Records per second of `modint diagnose` with letter scoring, letter scoring with the reliance
+measures (--reliance), and generate-and-parse, on the same model and samples.
+Usage: python benchmarks/diagnose_throughput.py [--model M] [--limit N]"""
 
 from __future__ import annotations
 
@@ -28,15 +29,18 @@ def main() -> None:
     adapter = load_adapter(args.model)
     samples = load_benchmark("mini", split="test", limit=args.limit)
     rates = {}
-    for scoring in ("letters", "generate"):
+    for scoring in ("letters", "letters+reliance", "generate"):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            run_diagnosis(adapter, samples, tmp, DiagnoseConfig(scoring=scoring, batch_size=args.batch_size, n_boot=200))
+            config = DiagnoseConfig(scoring=scoring.split("+")[0], batch_size=args.batch_size, n_boot=200,
+                                    reliance=scoring.endswith("+reliance"))
+            run_diagnosis(adapter, samples, tmp, config)
             elapsed = time.perf_counter() - start
             n = sum(1 for _ in open(os.path.join(tmp, "records.jsonl")))
         rates[scoring] = n / elapsed
-        print(f"{scoring:9s}: {n} records in {elapsed:.2f} s = {rates[scoring]:.1f} records/s")
-    print(f"ratio letters/generate: {rates['letters'] / rates['generate']:.2f}x "
+        print(f"{scoring:16s}: {n} records in {elapsed:.2f} s = {rates[scoring]:.1f} records/s")
+    print(f"ratio letters/generate: {rates['letters'] / rates['generate']:.2f}x, "
+          f"letters/letters+reliance: {rates['letters'] / rates['letters+reliance']:.2f}x "
           f"(model {args.model}, {len(samples)} samples, batch {args.batch_size}, {torch.get_num_threads()} threads)")
 
 

@@ -95,6 +95,8 @@ def diagnose(
     share: bool = SHARE_OPTION,
     prefix_cache_mb: int = typer.Option(256, min=0, help="Memory for cached prefixes (header + image keys and values) "
                                         "reused across batches; least recently used first out."),
+    reliance: bool = typer.Option(False, help="Add per-record reliance measures: attention mass by region, image / "
+                                  "context knockout, logit-lens layers (docs/reliance.md)."),
     facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "
                                               "samples whose data has none (cached beside the data); default: "
                                               "the built-in template."),
@@ -114,7 +116,8 @@ def diagnose(
                             scoring=scoring, strict=strict, switch_source=switch_source, pool_part=pool_part,
                             attack={"steps": pgd_steps, "step_rule": pgd_step_rule, "restarts": pgd_restarts,
                                     "targeted": pgd_targeted},
-                            save_adversarial=save_adversarial, share=share, prefix_cache_mb=prefix_cache_mb)
+                            save_adversarial=save_adversarial, share=share, prefix_cache_mb=prefix_cache_mb,
+                            reliance=reliance)
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    facts_model=facts_model)
     if summary and text_model:
@@ -686,6 +689,11 @@ def compare(
         for curve in cmp.robustness:
             for i in range(1, len(cmp.runs)):
                 out.print(robustness_verdict(curve, cmp.labels, i), highlight=False)
+        if cmp.reliance:
+            from modint.report.compare_reliance import reliance_table
+
+            for table in reliance_table(cmp.reliance, cmp.labels):
+                out.print(table)
     if out_file is not None:
         out.print(f"wrote {write_comparison(cmp, out_file)}")
 

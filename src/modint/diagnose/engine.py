@@ -21,6 +21,7 @@ from modint.data.sample import Sample, SampleError, load_image, validate_sample
 from modint.diagnose import rundir
 from modint.diagnose.metrics import robustness_curves, summarize
 from modint.diagnose.mmstar import multimodal_gain
+from modint.diagnose.reliance_metrics import reliance_summary
 from modint.distributed import distributed_state
 from modint.perturb import (REFERENCE_CONDITION, apply_condition, condition_rank, conditions_for, default_pools,
                             get_condition)
@@ -51,6 +52,8 @@ class DiagnoseConfig:
     # suffixes (modint.models.sharing); False: one full forward per input, the reference path
     share: bool = True
     prefix_cache_mb: int = 256  # memory bound of the cached prefixes' keys and values
+    # per-record reliance measures (modint.diagnose.reliance); letter scoring, heuristic conditions
+    reliance: bool = False
 
     def check(self) -> None:
         if self.scoring not in SCORING_MODES:
@@ -61,6 +64,8 @@ class DiagnoseConfig:
             raise ValueError("batch size must be at least 1")
         if self.prefix_cache_mb < 0:
             raise ValueError("prefix cache size must be >= 0 MB")
+        if self.reliance and self.scoring != "letters":
+            raise ValueError("reliance measures read option-letter scores: use --scoring letters")
         if self.pool_part not in ("train", "eval"):
             raise ValueError(f"unknown pool part {self.pool_part!r}; use train or eval")
         from modint.attacks import PGDConfig
@@ -177,6 +182,12 @@ class Scorer:
 
     def _score(self, prepared: list[tuple[Sample, str]]) -> list[dict]:
         samples = [s for s, _ in prepared]
+        if self.config.scoring == "letters" and self.config.reliance:
+            # One eager forward gives the scores and the measures (not the shared fast path).
+            from modint.diagnose.reliance import measure
+
+            return [{**_record(s, c, [round(float(p), 6) for p in probs], pred, None), "reliance": measures}
+                    for (s, c), (probs, pred, measures) in zip(prepared, measure(self.adapter, samples))]
         if self.config.scoring == "letters":
             scored = self._letters(samples)
             return [_record(s, c, [round(float(p), 6) for p in r.probs], r.pred, None)
@@ -379,6 +390,9 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     gain = multimodal_gain(records, config.reference)
     if gain:
         summary["multimodal_gain"] = gain
+    reliance = reliance_summary(records, config.reference, n_boot=config.n_boot, seed=config.seed)
+    if reliance:
+        summary["reliance"] = reliance
     rundir.write_json(out / rundir.SUMMARY, summary)
     elapsed = time.time() - started
     manifest = _manifest(adapter, samples, config, run_info, records, elapsed, produced, world)

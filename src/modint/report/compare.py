@@ -18,6 +18,7 @@ from typing import Sequence
 
 from modint.diagnose.metrics import EPS_UNITS, family_key, mcnemar_exact_p, wilson_ci
 from modint.report import svg
+from modint.report.compare_reliance import reliance_changes, reliance_html
 from modint.report.html import radar_label
 from modint.report.load import Run, RunError, load_run
 from modint.report.page import page
@@ -86,6 +87,7 @@ class Comparison:
     # per (family, attack space) that any run attacked: the curves side by side, see _robustness
     robustness: list[dict] = field(default_factory=list)
     attack_conditions: set[str] = field(default_factory=set)  # condition names with attack records
+    reliance: list[dict] = field(default_factory=list)  # see modint.report.compare_reliance
 
     def accuracy(self, key: tuple[str, str], run: int) -> float | None:
         kn = self.counts[key][run]
@@ -158,6 +160,7 @@ def compare_runs(paths: Sequence[str | Path]) -> Comparison:
             by_key.setdefault((family_of[idc], idc[1]), set()).add(idc)
         cmp.per_key.append({k: _paired(oks[0], later, ids) for k, ids in by_key.items()})
     cmp.robustness = _robustness(cmp, oks)
+    cmp.reliance = reliance_changes([run.records for run in runs])
     return cmp
 
 
@@ -357,6 +360,9 @@ def render_comparison(cmp: Comparison) -> str:
                  f'Holm-corrected together: pooling eps x samples would count one sample several times.</p>'
                  f'<ul>{verdicts}</ul><div class="cards">{"".join(cards)}</div>{_per_eps_html(cmp)}</section>')
         nav.append(("robustness", "Robustness"))
+    if cmp.reliance:
+        body += f'<section id="reliance"><h2>Reliance</h2>{reliance_html(cmp.reliance, cmp.labels)}</section>'
+        nav.append(("reliance", "Reliance"))
     title = "modint comparison: " + " vs ".join(cmp.labels)
     return page(title, f"{len(cmp.runs)} runs", nav, body)
 

@@ -24,6 +24,8 @@ from modint.diagnose.metrics import family_key
 from modint.report import svg
 from modint.report.format import percent, percent_ci
 from modint.report.gain import gain_html
+from modint.report.reliance import panel_html as reliance_panel
+from modint.report.reliance import sample_line as reliance_line
 from modint.report.page import json_block, page
 from modint.report.script import BROWSER_JS
 from modint.report.svg import esc
@@ -347,6 +349,8 @@ def browser_data(records: Sequence[dict], refs: dict[str, str], samples: Sequenc
             row["sw"] = r["switched_from"]
         if r.get("response") is not None:
             row["resp"] = r["response"]
+        if r.get("reliance"):
+            row["rel"] = reliance_line(r["reliance"])
         sample = by_id.get(rid)
         if sample is not None and pools is not None:
             option_texts.setdefault(rid, [str(o) for o in sample.options])
@@ -480,6 +484,10 @@ def render_report(summary: dict[str, Any], manifest: dict[str, Any] | None = Non
     if gain:
         nav.append(("gain", "Multimodal gain"))
         body.append(f'<section id="gain"><h2>Multimodal gain and leakage</h2>{gain}</section>')
+    reliance = reliance_panel(summary)
+    if reliance:
+        nav.append(("reliance", "Reliance"))
+        body.append(f'<section id="reliance"><h2>Reliance: attention, knockout, logit lens</h2>{reliance}</section>')
     nav += [("table", "Table"), ("tasks", "Per task"), ("samples", "Samples"), ("manifest", "Manifest")]
     body.append(f'<section id="table"><h2>All figures</h2>{_summary_table(rows)}</section>')
     by_task = task_rows(summary)

@@ -130,6 +130,7 @@ BROWSER_JS = r"""(() => {
     mine.appendChild(el("span", r.ok ? "ok" : "bad", r.ok ? "✓" : "✗"));
     td.appendChild(mine);
     if (r.e) td.appendChild(el("div", "bad", r.e));
+    if (r.rel) td.appendChild(el("div", "muted", "reliance: " + r.rel));
     return td;
   }
 
