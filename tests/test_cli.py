@@ -65,3 +65,19 @@ def test_attack_writes_robustness_curves(tmp_path):
     assert [p["eps"] for p in curve["points"]] == [0, 8] and all(p["n"] == 3 for p in curve["points"])
     assert len(list((tmp_path / "adversarial").glob("*.png"))) == 6
     assert "attack success" in result.stdout
+
+
+def test_usage_errors_turn_bad_names_into_one_line_and_exit_2(capsys):
+    import typer
+
+    from modint.cli.common import usage_errors
+    from modint.predictions.readers import PredictionError
+
+    for raised, also in [(KeyError("unknown benchmark 'nope'"), ()), (ValueError("no split 'dev'"), ()),
+                         (PredictionError("bad.tsv: no prediction column"), (PredictionError,))]:
+        with pytest.raises(typer.Exit) as exit_info, usage_errors(*also):
+            raise raised
+        assert exit_info.value.exit_code == 2
+        assert capsys.readouterr().err == f"modint: error: {raised.args[0]}\n"  # a KeyError's quotes dropped
+    with pytest.raises(OSError), usage_errors():
+        raise OSError("disk full")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -33,6 +34,16 @@ def usage_error(message: str) -> None:
     """One clear line on stderr and exit code 2: the user asked for something that isn't there."""
     print(f"modint: error: {message}", file=sys.stderr)  # one line, never wrapped
     raise typer.Exit(2)
+
+
+@contextmanager
+def usage_errors(*also: type[Exception]) -> Iterator[None]:
+    """A bad name or value met inside (KeyError, ValueError, and ``also``: an unknown benchmark,
+    split, condition or format, a file that cannot be read) becomes a usage error."""
+    try:
+        yield
+    except (KeyError, ValueError, *also) as exc:
+        usage_error(str(exc.args[0]) if exc.args else str(exc))  # a KeyError's str() would add quotes
 
 
 def failure(message: str) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from modint.cli.common import failure, out, progress_bar, split_list, usage_error
+from modint.cli.common import failure, out, progress_bar, split_list, usage_error, usage_errors
 
 
 def data_list() -> None:
@@ -49,13 +49,11 @@ def data_preview(
     from modint.data.registry import load_benchmark
     from modint.perturb import conditions_for, default_pools, get_condition, save_preview
 
-    try:
+    with usage_errors():
         samples = load_benchmark(benchmark, split=split)
         pools = default_pools(samples, switch_source=switch_source, part=pool_part)
         for name in split_list(conditions) or []:
             get_condition(name)
-    except (KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     if sample_id is not None:
         chosen = [s for s in samples if s.id == sample_id]
         if not chosen:
@@ -101,11 +99,9 @@ def data_inspect(
 
     from modint.data.formats.tools import inspect_dataset
 
-    try:
+    with usage_errors():
         report = inspect_dataset(path, split=split, images=images, max_messages=max(show, 10),
                                  **_loader_options(option, fmt))
-    except (KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     if as_json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return
@@ -141,10 +137,9 @@ def data_convert(
     from modint.data.formats.tools import convert_dataset
 
     try:
-        result = convert_dataset(path, out_file, split=split, max_messages=max(show, 10),
-                                 **_loader_options(option, fmt))
-    except (KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
+        with usage_errors():
+            result = convert_dataset(path, out_file, split=split, max_messages=max(show, 10),
+                                     **_loader_options(option, fmt))
     except OSError as exc:
         failure(f"cannot write {out_file}: {exc.strerror or exc}")
     print(f"wrote {result['written']} samples ({result['format']}) to {result['out']}")

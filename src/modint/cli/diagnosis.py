@@ -11,7 +11,7 @@ import typer
 
 from modint.cli.common import (DEFAULT_MODEL, DEVICE_MAP_OPTION, DEVICE_OPTION, DTYPE_OPTION, LIMIT_OPTION,
                                MAX_ERROR_RATE_OPTION, REMOTE_CODE_OPTION, claim, err, failure, out, progress_bar,
-                               split_list, usage_error)
+                               split_list, usage_error, usage_errors)
 from modint.cli.tables import robustness_table, summary_table
 
 
@@ -155,12 +155,10 @@ def _run_claimed(config, model, benchmark, split, limit, out_dir, device, dtype,
     from modint.models.adapter import LetterScoringError
     from modint.models.loading import ModelLoadError, load_adapter
 
-    try:
+    with usage_errors():
         config.check()
         # Filtered runs take --limit of the samples they keep (images are loaded lazily).
         samples = load_benchmark(benchmark, split=split, limit=None if keep else limit)
-    except (KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     if keep is not None:
         samples = [s for s in samples if keep(s)][:limit]
     try:

@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from modint.cli.common import out, usage_error
+from modint.cli.common import out, usage_errors
 from modint.cli.tables import summary_table
 
 
@@ -35,15 +35,13 @@ def score(
     from modint.predictions.readers import PredictionError, read_all
     from modint.predictions.score import score_predictions
 
-    try:
+    with usage_errors(PredictionError):
         samples = load_benchmark(benchmark, split=split, limit=limit)
         preds = read_all(predictions, default_condition=condition, kind=kind)
         run_info = {"model": model, "benchmark": benchmark, "split": split, "limit": limit,
                     "files": [str(p) for p in predictions],
                     "command": "modint " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
         result = score_predictions(preds, samples, out_dir, run_info=run_info, seed=seed)
-    except (PredictionError, KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     for label, items in (("predictions name no sample of the benchmark", result.unknown),
                          ("repeat an answer already read (the first one is kept)", result.duplicates)):
         if items:
@@ -68,9 +66,7 @@ def export(
     prediction files (one TSV per condition, and xlsx where openpyxl is installed)."""
     from modint.export import ExportError, export_run
 
-    try:
+    with usage_errors(ExportError):
         written = export_run(run_dir, to, out_dir, benchmark=benchmark, split=split)
-    except (ExportError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     for path in written:
         out.print(f"wrote {path}", highlight=False)

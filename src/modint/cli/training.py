@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from modint.cli.common import (DEFAULT_MODEL, DEVICE_OPTION, DTYPE_OPTION, REMOTE_CODE_OPTION, claim, err, failure,
-                               out, progress_bar, split_list, usage_error)
+                               out, progress_bar, split_list, usage_error, usage_errors)
 from modint.cli.tables import summary_table
 
 
@@ -85,12 +85,10 @@ def train(
         logger = make_logger(report_to, out_dir, config=asdict(cfg))
     except ValueError as exc:
         usage_error(str(exc))
-    try:
+    with usage_errors():
         samples = load_benchmark(benchmark, split=split, limit=limit)
         val_samples = load_benchmark(benchmark, split=val, limit=eval_limit) if val else []
         test_samples = load_benchmark(benchmark, split=eval_split, limit=eval_limit) if diagnose_after else []
-    except (KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     try:
         adapter = load_adapter(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code, seed=seed)
         if diagnose_after:  # the final diagnosis scores option letters: refuse before training, not after
@@ -213,11 +211,9 @@ def ablate(
         if not seed_list or len(set(seed_list)) < len(seed_list):
             usage_error(f"--seeds needs distinct integers, got {seeds!r}")
     cfg = _train_config(model, config_file, set_, {"max_steps": max_steps}, seed)
-    try:
+    with usage_errors(ModelLoadError):
         load_benchmark("mini", split=eval_split, limit=1)
         load_adapter(model, seed=seed)
-    except (KeyError, ValueError, ModelLoadError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     table = run_ablation(lambda: load_adapter(model, seed=seed), out_dir, cfg, names, eval_split=eval_split,
                          train_limit=limit, eval_limit=eval_limit, eval_seed=eval_seed, seeds=seed_list,
                          progress=lambda msg: err.print(f"modint: {msg}"))
