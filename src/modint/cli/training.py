@@ -57,9 +57,10 @@ def train(
     import json
     import shutil
 
+    from modint.api import run_diagnosis, train_and_diagnose
     from modint.data.registry import load_benchmark
+    from modint.diagnose.engine import DiagnoseConfig
     from modint.mitigate.select import CRITERIA, CheckpointSelector, val_score
-    from modint.mitigate.train import train as run_training
     from modint.models.adapter import LetterScoringError
     from modint.models.loading import ModelLoadError, load_adapter
 
@@ -105,21 +106,30 @@ def train(
     selector = None
     if select_on_val:
         def evaluate(step: int) -> dict:
-            summary = _diagnose_into(adapter, val_samples, out_dir / "selection" / f"step-{step:06d}", eval_seed,
-                                     {**run_info, "split": val, "step": step}, progress=False)
+            summary = run_diagnosis(adapter, val_samples, out_dir / "selection" / f"step-{step:06d}",
+                                    DiagnoseConfig(seed=eval_seed), run_info={**run_info, "split": val, "step": step})
             err.print(f"modint: step {step} on {val}: {select_by} {val_score(summary, select_by):.4f}")
             return summary
 
         selector = CheckpointSelector(evaluate, out_dir / "selection", select_by, resume=resume)
+    diagnoses = [(val, val_samples, "diagnosis-val")] if val and selector is None and diagnose_after else []
+    diagnoses += [(eval_split, test_samples, "diagnosis")] if diagnose_after else []
+    split_of = {folder: split_name for split_name, _, folder in diagnoses}
     with progress_bar() as bar:
         task = bar.add_task(f"train {cfg.recipe}", total=None)
 
         def report(step: int, total: int, parts: dict) -> None:
             bar.update(task, completed=step, total=total, description=f"train {cfg.recipe} loss {parts['loss']:.3f}")
 
+        def report_diagnosis(folder: str, done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total, description=f"diagnose {split_of[folder]}")
+
         try:
-            model_dir = run_training(adapter, samples, out_dir, cfg, progress=report, resume=resume,
-                                     selector=selector, logger=logger)
+            model_dir, summaries = train_and_diagnose(
+                adapter, samples, out_dir, cfg, [(folder, split_samples, {**run_info, "split": split_name})
+                                                 for split_name, split_samples, folder in diagnoses],
+                eval_seed=eval_seed, progress=report, diagnosis_progress=report_diagnosis, resume=resume,
+                selector=selector, logger=logger)
         except ValueError as exc:
             failure(str(exc))
     out.print(f"Model: {model_dir}")
@@ -131,30 +141,14 @@ def train(
         out.print(summary_table(json.loads((out_dir / "diagnosis-val" / "summary.json").read_text())))
         out.print(f"Selected on {val} by {select_by}: step {chosen} (scores: {scores}); its diagnosis: "
                   f"{out_dir / 'diagnosis-val'}")
-    diagnoses = [(val, val_samples, "diagnosis-val")] if val and selector is None and diagnose_after else []
-    diagnoses += [(eval_split, test_samples, "diagnosis")] if diagnose_after else []
-    for split_name, split_samples, folder in diagnoses:
-        summary = _diagnose_into(adapter, split_samples, out_dir / folder, eval_seed, {**run_info, "split": split_name})
+    for folder, summary in summaries.items():
         if summary:
             out.print(summary_table(summary))
-            out.print(f"Diagnosis ({split_name}): {out_dir / folder}")
+            out.print(f"Diagnosis ({split_of[folder]}): {out_dir / folder}")
             if logger is not None and folder == "diagnosis":
                 logger.log_diagnosis(summary, step=last_logged_step(out_dir))
     if logger is not None:
         logger.close()
-
-
-def _diagnose_into(adapter, samples, folder: Path, seed: int, run_info: dict, progress: bool = True) -> dict:
-    """One diagnosis of the trained model (default conditions) into ``folder``."""
-    from modint.api import run_diagnosis
-    from modint.diagnose.engine import DiagnoseConfig
-
-    if not progress:
-        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info)
-    with progress_bar() as bar:
-        task = bar.add_task(f"diagnose {run_info.get('split')}", total=None)
-        return run_diagnosis(adapter, samples, folder, DiagnoseConfig(seed=seed), run_info=run_info,
-                             progress=lambda d, t: bar.update(task, completed=d, total=t))
 
 
 def _train_config(model: str, config_file: Optional[Path], set_: list[str], cli_values: dict, seed: int):
