@@ -21,8 +21,8 @@ from modint.diagnose import rundir
 from modint.diagnose.metrics import summarize
 from modint.perturb import REFERENCE_CONDITION
 from modint.report.compare import compare_runs, comparison_table, render_comparison
-from modint.report.html import (browser_data, flip_matrices, gold_prob_shifts, histogram_counts, render_report,
-                                write_report)
+from modint.report.browser import browser_data
+from modint.report.html import flip_matrices, gold_prob_shifts, histogram_counts, render_report, write_report
 from modint.report.tables import render_table
 
 from conftest import make_image
