@@ -546,6 +546,7 @@ def test_cli_errors_are_one_line(args, message, tmp_path):
     assert len(lines) == 1 and message.format(**names) in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_formats(tmp_path):
     samples = load_mini("test", limit=3)
     records = [rec(s.id, "clean" if s.family != "text_heavy" else "noise_image", s.answer, s.answer,
