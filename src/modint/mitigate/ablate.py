@@ -73,9 +73,9 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
             if not (diag / "summary.json").exists():
                 if progress:
                     progress(f"training {recipe} at seed {seed}")
+                info = {**run_info, "model": str(run / "model"), "recipe": recipe}
                 train_and_diagnose(load(), train_samples, run, replace(base_cfg, recipe=recipe, seed=seed),
-                                   [(diag.name, eval_samples, {**run_info, "model": str(run / "model"), "recipe": recipe})],
-                                   eval_seed=eval_seed)
+                                   [(diag.name, eval_samples, info)], eval_seed=eval_seed)
             summaries[label].append(json.loads((diag / "summary.json").read_text()))
             dirs[label].append(diag)
     table = ablation_table(summaries)
