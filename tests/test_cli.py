@@ -1,5 +1,6 @@
 """The command line: help, user mistakes as one line on stderr with exit code 2, listings."""
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,8 @@ MODINT = [sys.executable, "-m", "modint.cli"]
 
 def run(*args):
     return subprocess.run(MODINT + list(args), capture_output=True, text=True,
-                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
+                          env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin",  # the checkout's code when it is on the path
+                               **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}})
 
 
 @pytest.mark.parametrize("args, message", [
@@ -25,7 +27,8 @@ def run(*args):
     (["attack", "--pixel-eps", "1,two", "--out", "x"], "--pixel-eps must be comma-separated numbers"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path):
-    result = run(*args)
+    # --out is claimed before the mistake is found: never in the checkout
+    result = run(*[str(tmp_path / a) if a == "x" else a for a in args])
     assert result.returncode == 2
     lines = [l for l in result.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and message in lines[0], result.stderr
@@ -62,3 +65,19 @@ def test_attack_writes_robustness_curves(tmp_path):
     assert [p["eps"] for p in curve["points"]] == [0, 8] and all(p["n"] == 3 for p in curve["points"])
     assert len(list((tmp_path / "adversarial").glob("*.png"))) == 6
     assert "attack success" in result.stdout
+
+
+def test_usage_errors_turn_bad_names_into_one_line_and_exit_2(capsys):
+    import typer
+
+    from modint.cli.common import usage_errors
+    from modint.predictions.readers import PredictionError
+
+    for raised, also in [(KeyError("unknown benchmark 'nope'"), ()), (ValueError("no split 'dev'"), ()),
+                         (PredictionError("bad.tsv: no prediction column"), (PredictionError,))]:
+        with pytest.raises(typer.Exit) as exit_info, usage_errors(*also):
+            raise raised
+        assert exit_info.value.exit_code == 2
+        assert capsys.readouterr().err == f"modint: error: {raised.args[0]}\n"  # a KeyError's quotes dropped
+    with pytest.raises(OSError), usage_errors():
+        raise OSError("disk full")

@@ -33,7 +33,7 @@ def test_every_preset_is_its_yaml_file_and_builds():
 
 def test_train_with_the_demo_config_file_equals_the_default():
     """`modint train --config configs/train/demo.yaml` (any model) builds the demo default's config."""
-    from modint.cli import _train_config
+    from modint.cli.training import _train_config
 
     default = _train_config("demo", None, [], {}, seed=0)
     assert default == from_sources("demo", options={"seed": 0})

@@ -34,6 +34,7 @@ def test_an_offloaded_model_scores_and_attacks_like_a_plain_load(tmp_path, mixed
     assert all(0 < o.perturbation <= 8 for o in moved)  # the gradient reached the pixels through the offload hooks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("device_map", ["auto", OFFLOADED])
 def test_cli_diagnose_with_a_device_map(tmp_path, device_map):
     path = save_tiny("llava", tmp_path / "m")

@@ -88,6 +88,7 @@ def test_an_error_rate_above_the_threshold_fails_and_a_higher_threshold_accepts_
     assert (run / "records.jsonl").read_text() == written
 
 
+@pytest.mark.slow
 def test_attack_exits_1_too(tmp_path):
     bench = _bench(tmp_path, 1, 0, 1)
     result = _cli("attack", "--benchmark", bench, "--space", "embed", "--embed-eps", "0", "--steps", "1",

@@ -20,7 +20,8 @@ from modint.data.registry import BenchmarkError, load_benchmark
 from modint.data.sample import SampleError, load_image, validate_sample
 
 MODINT = [sys.executable, "-m", "modint.cli"]
-ENV = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"}
+ENV = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1",
+       **{k: os.environ[k] for k in ("PYTHONPATH",) if k in os.environ}}  # the checkout's code when on the path
 
 
 # ---------------------------------------------------------------- fixtures in native layouts

@@ -387,12 +387,15 @@ def test_train_cli_diagnoses_with_the_diagnose_default_seed_whatever_the_trainin
 
 
 def test_train_cli_mistakes_exit_2(tmp_path):
-    env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}
+    from typer.testing import CliRunner
+
+    from modint.cli import app
+
     for args, message in [(["--recipe", "magic"], "unknown recipe"), (["--set", "lrr=1"], "unknown training setting"),
                           (["--trainable", "half"], "unknown trainable")]:
-        r = subprocess.run(MODINT + ["train", "--out", str(tmp_path)] + args, capture_output=True, text=True, env=env)
+        r = CliRunner().invoke(app, ["train", "--out", str(tmp_path)] + args)
         lines = [l for l in r.stderr.splitlines() if l.strip()]
-        assert r.returncode == 2 and len(lines) == 1 and message in lines[0], r.stderr
+        assert r.exit_code == 2 and len(lines) == 1 and message in lines[0], r.stderr
 
 
 def test_ablate_trains_diagnoses_at_the_eval_seed_and_reuses_finished_recipes(tmp_path):

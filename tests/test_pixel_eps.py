@@ -1,8 +1,6 @@
 """A pixel eps is a whole number of 1/255 steps: the attacked image is scored as 8-bit pixels,
 where 0.5/255 would round to 1/255 or to nothing."""
 
-import subprocess
-import sys
 
 import pytest
 
@@ -35,7 +33,10 @@ def test_the_attack_refuses_a_fractional_pixel_eps_before_touching_the_model():
 @pytest.mark.parametrize("args", [["attack", "--space", "pixel", "--pixel-eps", "0,0.5"],
                                   ["diagnose", "--conditions", "noise_image,pgd_pixel@1.5"]])
 def test_the_cli_refuses_it_with_one_line(args, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "modint.cli", *args, "--out", str(tmp_path)],
-                            capture_output=True, text=True)
+    from typer.testing import CliRunner
+
+    from modint.cli import app
+
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path)])
     lines = [l for l in result.stderr.splitlines() if l.strip()]
-    assert result.returncode == 2 and len(lines) == 1 and "not a whole number of 1/255 steps" in lines[0], result.stderr
+    assert result.exit_code == 2 and len(lines) == 1 and "not a whole number of 1/255 steps" in lines[0], result.stderr

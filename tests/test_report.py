@@ -21,8 +21,8 @@ from modint.diagnose import rundir
 from modint.diagnose.metrics import summarize
 from modint.perturb import REFERENCE_CONDITION
 from modint.report.compare import compare_runs, comparison_table, render_comparison
-from modint.report.html import (browser_data, flip_matrices, gold_prob_shifts, histogram_counts, render_report,
-                                write_report)
+from modint.report.browser import browser_data
+from modint.report.html import flip_matrices, gold_prob_shifts, histogram_counts, render_report, write_report
 from modint.report.tables import render_table
 
 from conftest import make_image
@@ -546,6 +546,7 @@ def test_cli_errors_are_one_line(args, message, tmp_path):
     assert len(lines) == 1 and message.format(**names) in lines[0], result.stderr
 
 
+@pytest.mark.slow
 def test_cli_report_formats(tmp_path):
     samples = load_mini("test", limit=3)
     records = [rec(s.id, "clean" if s.family != "text_heavy" else "noise_image", s.answer, s.answer,

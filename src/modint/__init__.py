@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "attack", "load_adapter", "load_benchmark", "run_diagnosis", "train"]
+__all__ = ["__version__", "attack", "load_adapter", "load_benchmark", "run_diagnosis", "train", "train_and_diagnose"]
 
 if TYPE_CHECKING:
-    from modint.api import attack, load_adapter, load_benchmark, run_diagnosis, train
+    from modint.api import attack, load_adapter, load_benchmark, run_diagnosis, train, train_and_diagnose
 
 
 def __getattr__(name: str) -> Any:

@@ -6,6 +6,7 @@ command line (``modint ...``) calls the same functions.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -134,6 +135,45 @@ def train(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: Tra
     """
     return _training.train(adapter, samples, out_dir, cfg, progress=progress, resume=resume, logger=logger,
                            selector=selector)
+
+
+def train_and_diagnose(adapter: Any, samples: Sequence[Sample], out_dir: str | Path, cfg: TrainConfig | None = None,
+                       diagnoses: Sequence[tuple[str, Sequence[Sample], dict[str, Any]]] = (), eval_seed: int = 0,
+                       progress: Callable[[int, int, dict], None] | None = None,
+                       diagnosis_progress: Callable[[str, int, int], None] | None = None, resume: bool = False,
+                       logger: Any = None, selector: Any = None) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Fine-tune a model (``train``), then diagnose the trained model on each split asked for.
+
+    Args:
+        adapter: a loaded model (``load_adapter``); it is trained in place, then diagnosed.
+        samples: the training samples.
+        out_dir: the training output directory (as for ``train``); the diagnoses go in folders under it.
+        cfg: the training settings (``TrainConfig``; default: the published recipe).
+        diagnoses: (folder under ``out_dir``, samples, run_info) per diagnosis, run in this order,
+            each with the default conditions and its report written.
+        eval_seed: the seed of every diagnosis (perturbation draws, CIs); the training seed is
+            ``cfg.seed``, so a diagnosis pairs with one of the model before training.
+        progress: called with (step, total steps, loss parts) after every training step.
+        diagnosis_progress: called with (folder, records done, records to do) as each diagnosis goes.
+        resume: continue the training from OUT/checkpoint.
+        logger: receives each logged training step (as for ``train``).
+        selector: keeps the best weights on val (as for ``train``).
+
+    Returns:
+        The directory of the fine-tuned model, and each diagnosis's summary by folder (empty on
+        the non-zero ranks of a multi-process run).
+
+    Raises:
+        ValueError: as for ``train``.
+    """
+    model_dir = train(adapter, samples, out_dir, cfg, progress=progress, resume=resume, logger=logger,
+                      selector=selector)
+    summaries = {}
+    for folder, eval_samples, run_info in diagnoses:
+        report = None if diagnosis_progress is None else functools.partial(diagnosis_progress, folder)
+        summaries[folder] = run_diagnosis(adapter, eval_samples, Path(out_dir) / folder, DiagnoseConfig(seed=eval_seed),
+                                          progress=report, run_info=run_info)
+    return model_dir, summaries
 
 
 def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config: PGDConfig | None = None

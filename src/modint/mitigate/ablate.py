@@ -13,11 +13,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from modint.api import run_diagnosis, train_and_diagnose
 from modint.data.registry import load_benchmark
 from modint.diagnose.aggregate import across_runs, format_mean_sd
-from modint.diagnose.engine import DiagnoseConfig, run_diagnosis
-from modint.mitigate.train import RECIPES, TrainConfig, train
-from modint.report.html import write_report_safely
+from modint.diagnose.engine import DiagnoseConfig
+from modint.mitigate.train import RECIPES, TrainConfig
 
 COLUMNS = [("image_heavy", "clean"), ("image_heavy", "unrelated_text"), ("image_heavy", "misleading_text"),
            ("text_heavy", "noise_image"), ("text_heavy", "switched_image"), ("text_heavy", "black_image"),
@@ -62,8 +62,7 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
     if not (base / "summary.json").exists():
         if progress:
             progress(f"diagnosing the base model on {eval_split}")
-        if run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=eval_seed), run_info=run_info):
-            write_report_safely(base, eval_samples)
+        run_diagnosis(load(), eval_samples, base, DiagnoseConfig(seed=eval_seed), run_info=run_info)
     summaries[BASE_LABEL], dirs[BASE_LABEL] = [json.loads((base / "summary.json").read_text())], [base]
     for recipe in recipes:
         label = recipe if seeds is None else f"{recipe} (seeds {', '.join(map(str, seeds))})"
@@ -74,11 +73,9 @@ def ablate(load: Callable[[], Any], out_dir: str | Path, base_cfg: TrainConfig, 
             if not (diag / "summary.json").exists():
                 if progress:
                     progress(f"training {recipe} at seed {seed}")
-                adapter = load()
-                train(adapter, train_samples, run, replace(base_cfg, recipe=recipe, seed=seed))
-                if run_diagnosis(adapter, eval_samples, diag, DiagnoseConfig(seed=eval_seed),
-                                 run_info={**run_info, "model": str(run / "model"), "recipe": recipe}):
-                    write_report_safely(diag, eval_samples)
+                info = {**run_info, "model": str(run / "model"), "recipe": recipe}
+                train_and_diagnose(load(), train_samples, run, replace(base_cfg, recipe=recipe, seed=seed),
+                                   [(diag.name, eval_samples, info)], eval_seed=eval_seed)
             summaries[label].append(json.loads((diag / "summary.json").read_text()))
             dirs[label].append(diag)
     table = ablation_table(summaries)

@@ -14,8 +14,9 @@ import os
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, bad_row,
-                                        clean_text, guarded, humanise, image_file, not_a_file, read_delimited)
+from modint.data.formats.common import (IMAGE_EXTENSIONS, ImageFile, LoadReport, RowError, Where, bad_row, clean_text,
+                                        guarded, humanise, image_file, not_a_file)
+from modint.data.formats.textfiles import read_delimited
 from modint.data.sample import IMAGE_HEAVY, Sample
 from modint.seeding import rng_for
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from modint.data.formats.common import (IMAGE_EXTENSIONS, Base64Image, ImageFile, LoadReport, RowError, Where,
-                                        clean_text, first_jsonl_record, guarded, image_file, inside, load_json,
-                                        make_sample, read_delimited, read_jsonl, split_from_name)
+                                        clean_text, guarded, image_file, inside, make_sample, split_from_name)
+from modint.data.formats.textfiles import first_jsonl_record, load_json, read_delimited, read_jsonl
 from modint.data.sample import FAMILIES, IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample
 
 GENERIC_FIELDS = ("id", "family", "question", "options", "answer", "image", "context", "facts", "split", "meta")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from modint.data.formats.common import (LoadReport, RowError, Where, bad_row, first_jsonl_record, guarded,
-                                        make_sample, read_delimited, read_jsonl, split_from_name)
+from modint.data.formats.common import LoadReport, RowError, Where, bad_row, guarded, make_sample, split_from_name
+from modint.data.formats.textfiles import first_jsonl_record, read_delimited, read_jsonl
 from modint.data.sample import TEXT_HEAVY, Sample
 
 # ---------------------------------------------------------------- OpenBookQA

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from modint.data.formats.common import (DelimitedCell, LoadReport, RowError, Where, bad_row, clean_text, guarded,
-                                        image_file, load_json, make_sample, read_delimited, split_from_name)
+                                        image_file, make_sample, split_from_name)
+from modint.data.formats.textfiles import load_json, read_delimited
 from modint.data.sample import OPTION_LETTERS, TEXT_HEAVY, VQA, Sample
 
 # ---------------------------------------------------------------- ScienceQA

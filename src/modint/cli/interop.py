@@ -1,5 +1,4 @@
-"""`modint score` and `modint export`: other harnesses' predictions in, other harnesses' files out.
-Registered on the main app by ``modint.cli``; argument parsing and printing only."""
+"""`modint score` and `modint export`: other harnesses' predictions in, other harnesses' files out."""
 
 from __future__ import annotations
 
@@ -9,6 +8,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+
+from modint.cli.common import out, usage_errors
+from modint.cli.tables import summary_table
 
 
 def score(
@@ -29,20 +31,17 @@ def score(
 ) -> None:
     """Score predictions made elsewhere: records, summary and report as `modint diagnose --scoring
     generate` writes them (answers parsed by the same parser, paired by sample id)."""
-    from modint.cli import out, summary_table, usage_error
     from modint.data.registry import load_benchmark
     from modint.predictions.readers import PredictionError, read_all
     from modint.predictions.score import score_predictions
 
-    try:
+    with usage_errors(PredictionError):
         samples = load_benchmark(benchmark, split=split, limit=limit)
         preds = read_all(predictions, default_condition=condition, kind=kind)
         run_info = {"model": model, "benchmark": benchmark, "split": split, "limit": limit,
                     "files": [str(p) for p in predictions],
                     "command": "modint " + " ".join(shlex.quote(a) for a in sys.argv[1:])}
         result = score_predictions(preds, samples, out_dir, run_info=run_info, seed=seed)
-    except (PredictionError, KeyError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     for label, items in (("predictions name no sample of the benchmark", result.unknown),
                          ("repeat an answer already read (the first one is kept)", result.duplicates)):
         if items:
@@ -65,35 +64,9 @@ def export(
     """Write a run as another harness writes its results: lmms-eval's --log_samples layout (a results
     JSON and a samples JSONL per condition, each a task <benchmark>@<condition>) or VLMEvalKit's
     prediction files (one TSV per condition, and xlsx where openpyxl is installed)."""
-    from modint.cli import out, usage_error
     from modint.export import ExportError, export_run
 
-    try:
+    with usage_errors(ExportError):
         written = export_run(run_dir, to, out_dir, benchmark=benchmark, split=split)
-    except (ExportError, ValueError) as exc:
-        usage_error(str(exc.args[0]) if exc.args else str(exc))
     for path in written:
         out.print(f"wrote {path}", highlight=False)
-
-
-def leakage(text_model: str, config, benchmark: str, split: str, limit: Optional[int], out_dir: Path, device: str,
-            dtype: str, trust_remote_code: bool) -> dict:
-    """`diagnose --text-model`: the text model's no_image answers (run here into OUT/text_model,
-    or a run directory given), MMStar's leakage added to the summary, the report re-written."""
-    from dataclasses import replace
-
-    from modint.cli import _run, usage_error
-    from modint.diagnose.mmstar import NO_IMAGE, add_leakage
-    from modint.report.tables import run_report
-
-    text_run = Path(text_model)
-    if not (text_run / "records.jsonl").is_file():
-        text_run = Path(out_dir) / "text_model"
-        _run(replace(config, conditions=[NO_IMAGE]), text_model, benchmark, split, limit, text_run, device, dtype,
-             None, trust_remote_code)
-    try:
-        summary = add_leakage(out_dir, text_run, text_model=text_model)
-    except ValueError as exc:
-        usage_error(str(exc))
-    run_report(out_dir, "html")
-    return summary
