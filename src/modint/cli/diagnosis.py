@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from modint.cli.common import (DEFAULT_MODEL, DEVICE_MAP_OPTION, DEVICE_OPTION, DTYPE_OPTION, LIMIT_OPTION,
-                               MAX_ERROR_RATE_OPTION, REMOTE_CODE_OPTION, claim, err, failure, out, progress_bar,
+                               MAX_ERROR_RATE_OPTION, REMOTE_CODE_OPTION, SHARE_OPTION, claim, err, failure, out, progress_bar,
                                split_list, usage_error, usage_errors)
 from modint.cli.tables import robustness_table, summary_table
 
