@@ -34,11 +34,10 @@ from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 
-from modint.attacks import PGDConfig, pgd
-from modint.attacks.vlm import frozen, irrelevant_mask
+from modint.attacks import PGDConfig
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
-from modint.mitigate.objectives import (answer_ce, answer_ce_per_row, consistency, paired_answer_states,
-                                       preservation)
+from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, perturbed_mask
+from modint.mitigate.objectives import answer_ce, consistency, paired_answer_states, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
 from modint.models.specs import lora_targets_for
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
@@ -93,6 +92,9 @@ class TrainConfig:
     switched_views: int = 1
     preserve_weight: float = 0.0  # mu: KL(model before fine-tuning || model) on clean anchors; 0 = off (published)
     adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
+    # pgd: k PGD steps per training step, the model frozen (the paper's); free: delta gets its
+    # gradient from the training backward and is carried across steps (Shafahi et al. 2019)
+    adv_mode: str = "pgd"
     pgd_eps: float = 0.05
     pgd_eps_relative: bool = True  # eps x RMS of the perturbed embeddings; False: absolute
     # eps for the rows whose irrelevant modality is the image (text-heavy anchors); None: pgd_eps.
@@ -117,6 +119,10 @@ class TrainConfig:
             raise ValueError(f"unknown trainable {self.trainable!r}; use full, all, lora or projector")
         if self.adv_noise not in ("pgd", "gaussian"):
             raise ValueError(f"unknown adv_noise {self.adv_noise!r}; use pgd or gaussian")
+        if self.adv_mode not in ADV_MODES:
+            raise ValueError(f"unknown adv_mode {self.adv_mode!r}; use one of {', '.join(ADV_MODES)}")
+        if self.adv_mode == "free" and self.adv_noise != "pgd":
+            raise ValueError("adv_mode=free ascends the loss: it has no gaussian variant (adv_noise=pgd)")
         if self.switched_views < 1:
             raise ValueError(f"switched_views must be >= 1, got {self.switched_views}")
         if self.preserve_weight < 0:
@@ -156,64 +162,86 @@ def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epo
 
 
 def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, step_seed: int):
-    """Logits of adversarial views of ``anchors`` (embedding PGD or Gaussian noise on the
-    irrelevant modality, answer tokens excluded), differentiable w.r.t. the model's parameters
-    but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
+    """Logits of the exact method's adversarial views of ``anchors`` in a forward of their own
+    (``step_loss`` batches them with the other rows instead). Returns (batch, logits)."""
     batch = adapter.encode(anchors, with_answers=True)
     embeds = adapter.embed(batch).float()
-    mask = (irrelevant_mask(batch, anchors) & ~batch.answer_input_mask).to(embeds.device)  # never the answer
-    maskf = mask[..., None].float()
-    counts = mask.sum(1).clamp_min(1)
-    rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
-    radius = torch.tensor([cfg.pgd_eps_image if s.family == TEXT_HEAVY and cfg.pgd_eps_image is not None
-                           else cfg.pgd_eps for s in anchors], dtype=rms.dtype, device=rms.device)
-    eps = radius * rms if cfg.pgd_eps_relative else radius
-    if cfg.adv_noise == "gaussian":
-        g = torch.Generator().manual_seed(step_seed % 2**63)
-        delta = torch.randn(embeds.shape, generator=g, device="cpu").to(embeds.device) * eps.view(-1, 1, 1) * maskf
-    else:
-        def loss_fn(d: torch.Tensor) -> torch.Tensor:
-            return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
+    delta = pgd_delta(adapter, batch, anchors, embeds, cfg, step_seed)
+    return batch, adapter.forward(batch, embeds=embeds + delta).logits
 
-        with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
-            delta = pgd(loss_fn, tuple(embeds.shape), eps, maskf,  # eps on the embeddings' device: delta too
-                        PGDConfig(eps=1.0, steps=cfg.pgd_steps, step_rule=cfg.pgd_step_rule, alpha=cfg.pgd_alpha,
-                                  seed=step_seed % 2**63))
-    return batch, adapter.forward(batch, embeds=embeds + delta.detach()).logits
+
+def _adversarial_edit(adapter: Any, batch: Any, rows: list[Sample], n: int, cfg: TrainConfig, step: int,
+                      adversary: FreeAdversary | None) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """A function of the merged input embeddings of ``batch`` (rows ``rows``: the step's ``n``
+    sequences, then a copy of each attacked anchor) that turns the copies into adversarial views
+    ``E.detach() + M * delta``; None when nothing is attacked."""
+    adv_samples = rows[n:]
+    if not adv_samples:
+        return None
+    if cfg.adv_mode == "free":
+        if adversary is None:
+            raise ValueError("adv_mode=free needs the FreeAdversary that carries delta from step to step")
+        mask = perturbed_mask(batch, rows)[n:]
+
+        def make_delta(clean: torch.Tensor) -> torch.Tensor:
+            return adversary.delta(clean, mask, adv_samples)
+    else:
+        sub = adapter.encode(adv_samples, with_answers=True)
+        exact = pgd_delta(adapter, sub, adv_samples, adapter.embed(sub), cfg, derive_seed("train-pgd", cfg.seed, step))
+
+        def make_delta(clean: torch.Tensor) -> torch.Tensor:  # right padding: the positions line up
+            padded = torch.zeros(clean.shape, dtype=exact.dtype, device=clean.device)
+            padded[:, :exact.shape[1]] = exact
+            return padded
+
+    def edit(embeds: torch.Tensor) -> torch.Tensor:
+        clean = embeds[n:].detach()
+        return torch.cat([embeds[:n], clean + make_delta(clean.float()).to(embeds.dtype)])
+
+    return edit
 
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
-              step: int, reference: Callable[[], ContextManager] | None = None
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+              step: int, reference: Callable[[], ContextManager] | None = None,
+              adversary: FreeAdversary | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
-    which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0)."""
+    which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0).
+    ``adversary``: carries the perturbation across steps under ``adv_mode=free`` (call its
+    ``ascend`` after the backward).
+
+    Anchors, their views and their adversarial views run in ONE forward: the adversarial rows are
+    copies of the attacked anchors whose merged input embeddings are swapped for
+    ``E.detach() + M * delta`` on the way into the language model."""
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
-    batch = adapter.encode(sequences, with_answers=True)
-    out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse")
-    loss = ce = answer_ce(out.logits, batch.labels, cfg.shift_logits)
+    attacked = [anchor_rows[i] for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)] \
+        if with_adv else []
+    n = len(sequences)
+    rows = sequences + [sequences[r] for r in attacked]
+    batch = adapter.encode(rows, with_answers=True)
+    edit = _adversarial_edit(adapter, batch, rows, n, cfg, step, adversary)
+    out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse", edit_embeds=edit)
+    logits, labels = out.logits[:n], batch.labels[:n]
+    loss = ce = answer_ce(logits, labels, cfg.shift_logits)
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
     if with_consistency and pairs:
-        states = out.hidden_states[-1] if cfg.consistency == "mse" else out.logits
-        view, anchor = paired_answer_states(states, batch.labels, pairs, cfg.shift_logits)
+        states = out.hidden_states[-1][:n] if cfg.consistency == "mse" else logits
+        view, anchor = paired_answer_states(states, labels, pairs, cfg.shift_logits)
         cons_terms.append(consistency(view, anchor, cfg.consistency, cfg.temperature) * len(pairs))
     n_views = len(pairs)
-    attacked = [i for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)]
-    if with_adv and attacked:
-        adv_batch, adv_logits = adversarial_logits(
-            adapter, [sequences[anchor_rows[i]] for i in attacked], cfg, derive_seed("train-pgd", cfg.seed, step))
-        adv_ce = answer_ce(adv_logits, adv_batch.labels, cfg.shift_logits)
+    if attacked:
+        adv_logits, adv_labels = out.logits[n:], batch.labels[n:]
+        adv_ce = answer_ce(adv_logits, adv_labels, cfg.shift_logits)
         loss = loss + cfg.adv_weight * adv_ce
         parts["adv_ce"] = adv_ce.item()
-        rows = [anchor_rows[i] for i in attacked]  # how far PGD pushed the answer loss above the clean one
-        parts["pgd_margin"] = adv_ce.item() - answer_ce(out.logits[rows], batch.labels[rows], cfg.shift_logits).item()
+        # how far the perturbation pushed the answer loss above the clean one
+        parts["pgd_margin"] = adv_ce.item() - answer_ce(logits[attacked], labels[attacked], cfg.shift_logits).item()
         if with_consistency and cfg.consistency != "mse":
             # Adversarial views join the consistency term against their clean anchors.
-            v_pos = paired_answer_states(adv_logits, adv_batch.labels, [(j, j) for j in range(len(attacked))],
-                                         cfg.shift_logits)[0]
-            a_pos = paired_answer_states(out.logits, batch.labels, [(anchor_rows[i], anchor_rows[i]) for i in attacked],
-                                         cfg.shift_logits)[0]
+            same = [(j, j) for j in range(len(attacked))]
+            v_pos = paired_answer_states(adv_logits, adv_labels, same, cfg.shift_logits)[0]
+            a_pos = paired_answer_states(logits, labels, [(r, r) for r in attacked], cfg.shift_logits)[0]
             cons_terms.append(consistency(v_pos, a_pos, cfg.consistency, cfg.temperature) * len(attacked))
             n_views += len(attacked)
     if cons_terms:
@@ -227,7 +255,7 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
         ref_batch = adapter.encode(clean, with_answers=True)
         with torch.no_grad(), reference():
             ref_logits = adapter.forward(ref_batch).logits
-        student = paired_answer_states(out.logits, batch.labels, [(r, r) for r in anchor_rows], cfg.shift_logits)[0]
+        student = paired_answer_states(logits, labels, [(r, r) for r in anchor_rows], cfg.shift_logits)[0]
         before = paired_answer_states(ref_logits, ref_batch.labels, [(j, j) for j in range(len(clean))],
                                       cfg.shift_logits)[0]
         keep = preservation(student, before, cfg.temperature)
@@ -412,6 +440,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
     reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
+    adversary = FreeAdversary(cfg, derive_seed("train-free", cfg.seed, rank)) if cfg.adv_mode == "free" else None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))
     # The schedule counts our steps (one per global batch): it stays outside accelerate's
@@ -435,6 +464,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
         adapter.model.load_state_dict({k: v for k, v in state["params"].items() if k in names}, strict=False)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if adversary is not None and "free_adversary" in state:
+            adversary.load_state_dict(state["free_adversary"])
         start = state["step"]
         log.info("resumed at step %d", start)
         if rank == 0 and log_path.exists():  # drop what the interrupted run logged after its checkpoint
@@ -456,7 +487,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
                 step += 1
                 continue
             anchors = [samples[i] for i in indices]
-            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step, reference)
+            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
             opt.zero_grad(set_to_none=True)
             if acc is None:
                 loss.backward()
@@ -465,6 +496,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
             else:
                 acc.backward(loss)
                 grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip)
+            if adversary is not None:  # delta's gradient came from the same backward
+                adversary.ascend()
             opt.step()
             sched.step()
             step += 1
@@ -482,7 +515,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
                 if acc is not None:  # collective: every rank writes its shard
                     _save_sharded_checkpoint(acc, sched, step, ckpt, rank)
                 elif rank == 0:
-                    _save_checkpoint(adapter, opt, sched, step, ckpt)
+                    _save_checkpoint(adapter, opt, sched, step, ckpt, adversary)
                 if selector is not None:
                     selector.consider(adapter, step)
         epoch += 1
@@ -507,11 +540,14 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
-def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path) -> None:
+def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path, adversary: FreeAdversary | None = None) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     trainable = {n: p.detach().clone() for n, p in adapter.model.named_parameters() if p.requires_grad}
     tmp = ckpt / "state.pt.tmp"
-    torch.save({"params": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, tmp)
+    state = {"params": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}
+    if adversary is not None:  # the carried perturbation: a resumed free run goes on from it
+        state["free_adversary"] = adversary.state_dict()
+    torch.save(state, tmp)
     tmp.replace(ckpt / "state.pt")  # never a half-written checkpoint
 
 

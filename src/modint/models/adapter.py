@@ -259,16 +259,21 @@ class VLMAdapter:
         return out.logits[rows, cols].float()
 
     def forward(self, batch: EncodedBatch, embeds: torch.Tensor | None = None,
-                output_hidden_states: bool = False) -> Any:
+                output_hidden_states: bool = False,
+                edit_embeds: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Any:
         """A full forward (logits for every position; differentiable, for training). ``embeds``
-        replaces the LLM's merged input embeddings (embedding-space PGD). Encoder-decoder models:
-        the logits (and ``hidden_states``) are the decoder's, where the answer is."""
+        replaces the LLM's merged input embeddings (embedding-space PGD); ``edit_embeds`` maps them
+        to what the LLM gets instead (adversarial training). Encoder-decoder models: the logits
+        (and ``hidden_states``) are the decoder's, where the answer is."""
         def run():
             out = self._run(batch, output_hidden_states=output_hidden_states)
             if self.encoder_decoder and output_hidden_states:
                 out.hidden_states = getattr(out, "language_model_outputs", out).decoder_hidden_states
             return out
 
+        if edit_embeds is not None:
+            with self._on_embeds(edit_embeds):
+                return run()
         if embeds is None:
             return run()
         with self._on_embeds(lambda e: embeds.to(e.dtype)):
