@@ -23,7 +23,7 @@ import torch
 from modint.attacks import PGDConfig, pgd
 from modint.attacks.vlm import frozen, irrelevant_mask
 from modint.data.sample import TEXT_HEAVY, Sample
-from modint.mitigate.objectives import answer_ce_per_row
+from modint.mitigate.forward import answer_states
 
 ADV_MODES = ("pgd", "free")
 
@@ -62,7 +62,7 @@ def pgd_delta(adapter: Any, batch: Any, samples: Sequence[Sample], embeds: torch
             # pgd's closing no-grad forward only ranks restarts; with one restart and no success
             # test the last iterate wins whatever the loss, so that forward is skipped.
             return torch.zeros(d.shape[0], device=d.device)
-        return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
+        return answer_states(adapter, batch, cfg.shift_logits, embeds=embeds + d).ce_per_row()
 
     with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
         delta = pgd(loss_fn, tuple(embeds.shape), eps, maskf,  # eps on the embeddings' device: delta too
@@ -93,42 +93,50 @@ class FreeAdversary:
         self.cfg = cfg
         self.generator = torch.Generator().manual_seed(seed % 2**63)
         self.carried: dict[tuple[str, int], torch.Tensor] = {}  # slot -> [positions, H] in units of eps
-        self._pending: tuple[list[tuple[str, int]], list[torch.Tensor], torch.Tensor, torch.Tensor] | None = None
+        self._pending: list[tuple[list[tuple[str, int]], list[torch.Tensor], torch.Tensor, torch.Tensor]] = []
 
-    def delta(self, embeds: torch.Tensor, mask: torch.Tensor, samples: Sequence[Sample]) -> torch.Tensor:
-        """A delta [B, L, H] for rows ``samples`` with clean embeddings ``embeds`` and perturbed
-        positions ``mask`` [B, L]: a leaf that needs a gradient, zero off the mask, each row inside its
-        eps ball. Call ``ascend`` after the backward of a loss that used it."""
+    @staticmethod
+    def slots(samples: Sequence[Sample]) -> list[tuple[str, int]]:
+        """Each attacked row's slot: (its family, how many rows of that family came before it)."""
+        seen: dict[str, int] = {}
+        out = []
+        for s in samples:
+            out.append((s.family, seen.get(s.family, 0)))
+            seen[s.family] = out[-1][1] + 1
+        return out
+
+    def delta(self, embeds: torch.Tensor, mask: torch.Tensor, samples: Sequence[Sample],
+              slots: Sequence[tuple[str, int]] | None = None) -> torch.Tensor:
+        """A delta [B, L, H] for rows ``samples`` (in batch slots ``slots``; default: their order)
+        with clean embeddings ``embeds`` and perturbed positions ``mask`` [B, L]: a leaf that needs
+        a gradient, zero off the mask, each row inside its eps ball. Call ``ascend`` after the
+        backward of the loss that used it (several calls may share one backward)."""
+        slots = list(slots) if slots is not None else self.slots(samples)
         eps = radius(embeds, mask, samples, self.cfg).detach()
         hidden = embeds.shape[-1]
         unit = torch.zeros(embeds.shape, dtype=torch.float32)
-        slots, positions, seen = [], [], {}
-        for row, sample in enumerate(samples):
-            slot = (sample.family, seen.setdefault(sample.family, 0))
-            seen[sample.family] += 1
+        positions = []
+        for row, slot in enumerate(slots):
             where = torch.nonzero(mask[row].cpu()).flatten()
             before = self.carried.get(slot, torch.zeros(0, hidden))[:len(where)]
             fresh = torch.rand((len(where) - len(before), hidden), generator=self.generator) * 2 - 1
             unit[row, where] = torch.cat([before, fresh])
-            slots.append(slot)
             positions.append(where)
         delta = (unit.to(embeds.device) * eps.view(-1, 1, 1)).requires_grad_(True)
-        self._pending = (slots, positions, unit, delta)
+        self._pending.append((slots, positions, unit, delta))
         return delta
 
     def ascend(self) -> None:
         """After the backward: one signed ascent step of size ``alpha`` x eps on each row's
         perturbation, clipped to its ball, carried to the next step. Without a gradient (the loss
         did not use it) the perturbation is carried unchanged."""
-        if self._pending is None:
-            return
-        slots, positions, unit, delta = self._pending
-        self._pending = None
         alpha = self.cfg.pgd_alpha if self.cfg.pgd_alpha is not None else 1.0  # the paper's step: eps
-        step = delta.grad.sign().cpu() if delta.grad is not None else torch.zeros_like(unit)
-        moved = (unit + alpha * step).clamp(-1.0, 1.0)
-        for row, (slot, where) in enumerate(zip(slots, positions)):
-            self.carried[slot] = moved[row, where].clone()
+        for slots, positions, unit, delta in self._pending:
+            step = delta.grad.sign().cpu() if delta.grad is not None else torch.zeros_like(unit)
+            moved = (unit + alpha * step).clamp(-1.0, 1.0)
+            for row, (slot, where) in enumerate(zip(slots, positions)):
+                self.carried[slot] = moved[row, where].clone()
+        self._pending = []
 
     def state_dict(self) -> dict[str, Any]:
         return {"carried": {f"{f}/{k}": v for (f, k), v in self.carried.items()},

@@ -37,7 +37,8 @@ import torch
 from modint.attacks import PGDConfig
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
 from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, perturbed_mask
-from modint.mitigate.objectives import answer_ce, consistency, paired_answer_states, preservation
+from modint.mitigate.forward import AnswerStates, answer_states, length_buckets
+from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
 from modint.models.specs import lora_targets_for
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
@@ -170,35 +171,33 @@ def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, st
     return batch, adapter.forward(batch, embeds=embeds + delta).logits
 
 
-def _adversarial_edit(adapter: Any, batch: Any, rows: list[Sample], n: int, cfg: TrainConfig, step: int,
-                      adversary: FreeAdversary | None) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """A function of the merged input embeddings of ``batch`` (rows ``rows``: the step's ``n``
-    sequences, then a copy of each attacked anchor) that turns the copies into adversarial views
-    ``E.detach() + M * delta``; None when nothing is attacked."""
-    adv_samples = rows[n:]
-    if not adv_samples:
-        return None
+def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfig, step: int,
+                        adversary: FreeAdversary | None
+                        ) -> Callable[[list[int], list[int], Any, list[Sample], torch.Tensor], torch.Tensor]:
+    """``make(adv_index, local, batch, samples, clean) -> delta``: the perturbation of the
+    adversarial rows ``adv_index`` (indices into ``adv_samples``) sitting at rows ``local`` of
+    ``batch`` (rows ``samples``) with clean merged embeddings ``clean`` [len(adv_index), L, H]. Exact method: PGD on all of them at once,
+    first; free: a delta from the adversary, whose gradient the training backward gives."""
     if cfg.adv_mode == "free":
         if adversary is None:
             raise ValueError("adv_mode=free needs the FreeAdversary that carries delta from step to step")
-        mask = perturbed_mask(batch, rows)[n:]
+        all_slots = FreeAdversary.slots(adv_samples)
 
-        def make_delta(clean: torch.Tensor) -> torch.Tensor:
-            return adversary.delta(clean, mask, adv_samples)
-    else:
-        sub = adapter.encode(adv_samples, with_answers=True)
-        exact = pgd_delta(adapter, sub, adv_samples, adapter.embed(sub), cfg, derive_seed("train-pgd", cfg.seed, step))
+        def free(adv_index: list[int], local: list[int], batch: Any, samples: list[Sample],
+                 clean: torch.Tensor) -> torch.Tensor:
+            mask = perturbed_mask(batch, samples)[local]
+            return adversary.delta(clean, mask, [adv_samples[j] for j in adv_index], [all_slots[j] for j in adv_index])
+        return free
+    sub = adapter.encode(adv_samples, with_answers=True)
+    exact = pgd_delta(adapter, sub, adv_samples, adapter.embed(sub), cfg, derive_seed("train-pgd", cfg.seed, step))
 
-        def make_delta(clean: torch.Tensor) -> torch.Tensor:  # right padding: the positions line up
-            padded = torch.zeros(clean.shape, dtype=exact.dtype, device=clean.device)
-            padded[:, :exact.shape[1]] = exact
-            return padded
-
-    def edit(embeds: torch.Tensor) -> torch.Tensor:
-        clean = embeds[n:].detach()
-        return torch.cat([embeds[:n], clean + make_delta(clean.float()).to(embeds.dtype)])
-
-    return edit
+    def padded(adv_index: list[int], local: list[int], batch: Any, samples: list[Sample],
+               clean: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(clean.shape, dtype=exact.dtype, device=clean.device)  # right padding: positions line up
+        width = min(clean.shape[1], exact.shape[1])
+        out[:, :width] = exact[adv_index, :width]
+        return out
+    return padded
 
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
@@ -209,39 +208,33 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
     ``adversary``: carries the perturbation across steps under ``adv_mode=free`` (call its
     ``ascend`` after the backward).
 
-    Anchors, their views and their adversarial views run in ONE forward: the adversarial rows are
-    copies of the attacked anchors whose merged input embeddings are swapped for
-    ``E.detach() + M * delta`` on the way into the language model."""
+    Anchors, their views and their adversarial views run together, in buckets of similar length
+    (``mitigate.forward``): the adversarial rows are copies of the attacked anchors whose merged
+    input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model."""
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
     attacked = [anchor_rows[i] for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)] \
         if with_adv else []
     n = len(sequences)
     rows = sequences + [sequences[r] for r in attacked]
-    batch = adapter.encode(rows, with_answers=True)
-    edit = _adversarial_edit(adapter, batch, rows, n, cfg, step, adversary)
-    out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse", edit_embeds=edit)
-    logits, labels = out.logits[:n], batch.labels[:n]
-    loss = ce = answer_ce(logits, labels, cfg.shift_logits)
+    make_delta = _adversarial_deltas(adapter, rows[n:], cfg, step, adversary) if attacked else None
+    states = _bucketed_states(adapter, rows, n, cfg, make_delta)
+    loss = ce = states.ce(range(n))
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
     if with_consistency and pairs:
-        states = out.hidden_states[-1][:n] if cfg.consistency == "mse" else logits
-        view, anchor = paired_answer_states(states, labels, pairs, cfg.shift_logits)
+        view, anchor = states.paired(pairs, hidden=cfg.consistency == "mse")
         cons_terms.append(consistency(view, anchor, cfg.consistency, cfg.temperature) * len(pairs))
     n_views = len(pairs)
     if attacked:
-        adv_logits, adv_labels = out.logits[n:], batch.labels[n:]
-        adv_ce = answer_ce(adv_logits, adv_labels, cfg.shift_logits)
+        adv_ce = states.ce(range(n, len(rows)))
         loss = loss + cfg.adv_weight * adv_ce
         parts["adv_ce"] = adv_ce.item()
         # how far the perturbation pushed the answer loss above the clean one
-        parts["pgd_margin"] = adv_ce.item() - answer_ce(logits[attacked], labels[attacked], cfg.shift_logits).item()
+        parts["pgd_margin"] = adv_ce.item() - states.ce(attacked).item()
         if with_consistency and cfg.consistency != "mse":
             # Adversarial views join the consistency term against their clean anchors.
-            same = [(j, j) for j in range(len(attacked))]
-            v_pos = paired_answer_states(adv_logits, adv_labels, same, cfg.shift_logits)[0]
-            a_pos = paired_answer_states(logits, labels, [(r, r) for r in attacked], cfg.shift_logits)[0]
+            v_pos, a_pos = states.paired([(n + j, r) for j, r in enumerate(attacked)])
             cons_terms.append(consistency(v_pos, a_pos, cfg.consistency, cfg.temperature) * len(attacked))
             n_views += len(attacked)
     if cons_terms:
@@ -252,17 +245,45 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
         if reference is None:
             raise ValueError("preserve_weight > 0 needs the model before fine-tuning (reference)")
         clean = [sequences[r] for r in anchor_rows]
-        ref_batch = adapter.encode(clean, with_answers=True)
         with torch.no_grad(), reference():
-            ref_logits = adapter.forward(ref_batch).logits
-        student = paired_answer_states(logits, labels, [(r, r) for r in anchor_rows], cfg.shift_logits)[0]
-        before = paired_answer_states(ref_logits, ref_batch.labels, [(j, j) for j in range(len(clean))],
-                                      cfg.shift_logits)[0]
-        keep = preservation(student, before, cfg.temperature)
+            before = answer_states(adapter, adapter.encode(clean, with_answers=True), cfg.shift_logits)
+        student, ref = states.paired([(r, j) for j, r in enumerate(anchor_rows)], other=before)
+        keep = preservation(student, ref, cfg.temperature)
         loss = loss + cfg.preserve_weight * keep
         parts["preserve"] = keep.item()
     parts["loss"] = loss.item()
     return loss, parts
+
+
+def _bucketed_states(adapter: Any, rows: list[Sample], n: int, cfg: TrainConfig,
+                     make_delta: Callable[..., torch.Tensor] | None) -> AnswerStates:
+    """The answer states of every row, one forward per length bucket; rows ``n``.. are the
+    adversarial copies, whose embeddings ``make_delta`` perturbs."""
+    batch = adapter.encode(rows, with_answers=True)
+    buckets = length_buckets(batch.inputs["attention_mask"].sum(1).tolist())
+    if len(buckets) == 1:  # the batch as encoded, in its own row order
+        buckets = [list(range(len(rows)))]
+    parts = []
+    for index in buckets:
+        samples = [rows[i] for i in index]
+        sub = batch if len(buckets) == 1 else adapter.encode(samples, with_answers=True)
+        local = [k for k, i in enumerate(index) if i >= n]
+        edit = None
+        if local and make_delta is not None:
+            edit = _edit_rows(local, [index[k] - n for k in local], sub, samples, make_delta)
+        parts.append((index, answer_states(adapter, sub, cfg.shift_logits, hidden=cfg.consistency == "mse",
+                                           edit=edit)))
+    return AnswerStates.gather(parts, len(rows))
+
+
+def _edit_rows(local: list[int], adv_index: list[int], batch: Any, samples: list[Sample],
+               make_delta: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def edit(embeds: torch.Tensor) -> torch.Tensor:
+        at = torch.tensor(local, device=embeds.device)
+        clean = embeds[at].detach()
+        delta = make_delta(adv_index, local, batch, samples, clean.float())
+        return embeds.index_copy(0, at, clean + delta.to(embeds.dtype))
+    return edit
 
 
 # ------------------------------------------------------------------------------- the loop
