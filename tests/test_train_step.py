@@ -10,11 +10,11 @@ import torch
 
 from modint.attacks.vlm import irrelevant_mask
 from modint.data.mini import load_mini
-from modint.mitigate.adversarial import FreeAdversary
+from modint.mitigate.adversarial import FreeAdversary, adversarial_logits
 from modint.mitigate.forward import length_buckets
 from modint.mitigate.objectives import answer_ce, consistency, paired_answer_states, preservation
-from modint.mitigate.train import (TrainConfig, adversarial_logits, build_sequences, prepare_trainable,
-                                   reference_model, step_loss, train)
+from modint.mitigate.vision_cache import vision_towers
+from modint.mitigate.train import TrainConfig, build_sequences, prepare_trainable, reference_model, step_loss, train
 from modint.perturb import default_pools
 from modint.seeding import derive_seed
 
@@ -199,3 +199,31 @@ def test_free_run_resumes_with_its_carried_delta(tmp_path, train_samples):
         torch.testing.assert_close(p, q, rtol=0, atol=0, msg=n)
     log = [json.loads(line) for line in (tmp_path / "b" / "train_log.jsonl").read_text().splitlines()]
     assert [e["step"] for e in log] == [1, 2]
+
+
+def test_frozen_vision_tower_encodes_each_distinct_image_once_per_step(train_samples, pools):
+    cfg = TrainConfig(recipe="aug_kl_pgd", trainable="lora", lora_r=2, lora_alpha=4, preserve_weight=0.5)
+    adapter, _, reference = _lora_adapter(cfg)
+    anchors = _anchors(train_samples)
+    tower = vision_towers(adapter.model)[0]
+    patches = next(m for n, m in tower.named_modules() if n.endswith("embeddings"))
+    encoded = []
+    handle = patches.register_forward_pre_hook(lambda m, args: encoded.append(args[0].shape[0]))
+    try:
+        step_loss(adapter, anchors, cfg, pools, 0, 0, reference)
+    finally:
+        handle.remove()
+    seqs = build_sequences(anchors, cfg, pools, 0)[0]
+    pixels = adapter.encode(seqs).inputs["pixel_values"]
+    distinct = len({row.numpy().tobytes() for row in pixels})
+    # rows: 3 anchors + 5 views (the image-heavy image three times); then 2 adversarial copies, two PGD
+    # iterations and the reference forward show the tower the same images again
+    assert len(pixels) == 8 and distinct == 6 and sum(encoded) == distinct
+    assert "forward" not in vars(tower)  # the cache goes with the step
+    encoded.clear()
+    handle = patches.register_forward_pre_hook(lambda m, args: encoded.append(args[0].shape[0]))
+    try:
+        adapter.forward(adapter.encode(seqs))  # outside a step: every row, as before
+    finally:
+        handle.remove()
+    assert sum(encoded) == 8

@@ -71,6 +71,15 @@ def pgd_delta(adapter: Any, batch: Any, samples: Sequence[Sample], embeds: torch
     return delta.detach()
 
 
+def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: Any, step_seed: int):
+    """Logits of the exact method's adversarial views of ``anchors`` in a forward of their own
+    (``train.step_loss`` batches them with the other rows instead). Returns (batch, logits)."""
+    batch = adapter.encode(anchors, with_answers=True)
+    embeds = adapter.embed(batch).float()
+    delta = pgd_delta(adapter, batch, anchors, embeds, cfg, step_seed)
+    return batch, adapter.forward(batch, embeds=embeds + delta).logits
+
+
 class FreeAdversary:
     """Free adversarial training (Shafahi et al. 2019, Algorithm 1) on the irrelevant modality's
     input embeddings.

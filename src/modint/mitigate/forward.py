@@ -105,3 +105,34 @@ def answer_states(adapter: Any, batch: Any, shift: bool = True, hidden: bool = F
     logits = [out.logits[i, c] for i, c in enumerate(columns)]
     states = [out.hidden_states[-1][i, p] for i, p in enumerate(positions)] if hidden else None
     return AnswerStates(logits, targets, states)
+
+
+def bucketed_states(adapter: Any, rows: list[Any], n: int, shift: bool = True, hidden: bool = False,
+                    make_delta: Callable[..., torch.Tensor] | None = None) -> AnswerStates:
+    """The answer states of every row of ``rows`` (samples), one forward per length bucket. Rows
+    ``n``.. are adversarial copies: ``make_delta(adv_index, local, batch, samples, clean)`` gives the
+    perturbation added to their clean merged embeddings (``train._adversarial_deltas``)."""
+    batch = adapter.encode(rows, with_answers=True)
+    buckets = length_buckets(batch.inputs["attention_mask"].sum(1).tolist())
+    if len(buckets) == 1:  # the batch as encoded, in its own row order
+        buckets = [list(range(len(rows)))]
+    parts = []
+    for index in buckets:
+        samples = [rows[i] for i in index]
+        sub = batch if len(buckets) == 1 else adapter.encode(samples, with_answers=True)
+        local = [k for k, i in enumerate(index) if i >= n]
+        edit = None
+        if local and make_delta is not None:
+            edit = _edit_rows(local, [index[k] - n for k in local], sub, samples, make_delta)
+        parts.append((index, answer_states(adapter, sub, shift, hidden=hidden, edit=edit)))
+    return AnswerStates.gather(parts, len(rows))
+
+
+def _edit_rows(local: list[int], adv_index: list[int], batch: Any, samples: list[Any],
+               make_delta: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
+    def edit(embeds: torch.Tensor) -> torch.Tensor:
+        at = torch.tensor(local, device=embeds.device)
+        clean = embeds[at].detach()
+        delta = make_delta(adv_index, local, batch, samples, clean.float())
+        return embeds.index_copy(0, at, clean + delta.to(embeds.dtype))
+    return edit

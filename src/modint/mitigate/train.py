@@ -22,12 +22,10 @@ forward gathers the parameters it needs.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
@@ -37,10 +35,11 @@ import torch
 from modint.attacks import PGDConfig
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
 from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, perturbed_mask
-from modint.mitigate.forward import AnswerStates, answer_states, length_buckets
+from modint.mitigate.forward import answer_states, bucketed_states
 from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
-from modint.models.specs import lora_targets_for
+from modint.mitigate.trainable import prepare_trainable, reference_model
+from modint.mitigate.vision_cache import encode_each_image_once
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
 from modint.seeding import derive_seed
 
@@ -162,15 +161,6 @@ def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epo
     return sequences, anchor_rows, pairs
 
 
-def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, step_seed: int):
-    """Logits of the exact method's adversarial views of ``anchors`` in a forward of their own
-    (``step_loss`` batches them with the other rows instead). Returns (batch, logits)."""
-    batch = adapter.encode(anchors, with_answers=True)
-    embeds = adapter.embed(batch).float()
-    delta = pgd_delta(adapter, batch, anchors, embeds, cfg, step_seed)
-    return batch, adapter.forward(batch, embeds=embeds + delta).logits
-
-
 def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfig, step: int,
                         adversary: FreeAdversary | None
                         ) -> Callable[[list[int], list[int], Any, list[Sample], torch.Tensor], torch.Tensor]:
@@ -210,7 +200,15 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
 
     Anchors, their views and their adversarial views run together, in buckets of similar length
     (``mitigate.forward``): the adversarial rows are copies of the attacked anchors whose merged
-    input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model."""
+    input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model.
+    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``)."""
+    with encode_each_image_once(adapter.model):
+        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
+
+
+def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int, step: int,
+               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
     attacked = [anchor_rows[i] for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)] \
@@ -218,7 +216,7 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
     n = len(sequences)
     rows = sequences + [sequences[r] for r in attacked]
     make_delta = _adversarial_deltas(adapter, rows[n:], cfg, step, adversary) if attacked else None
-    states = _bucketed_states(adapter, rows, n, cfg, make_delta)
+    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta)
     loss = ce = states.ce(range(n))
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
@@ -255,111 +253,7 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
     return loss, parts
 
 
-def _bucketed_states(adapter: Any, rows: list[Sample], n: int, cfg: TrainConfig,
-                     make_delta: Callable[..., torch.Tensor] | None) -> AnswerStates:
-    """The answer states of every row, one forward per length bucket; rows ``n``.. are the
-    adversarial copies, whose embeddings ``make_delta`` perturbs."""
-    batch = adapter.encode(rows, with_answers=True)
-    buckets = length_buckets(batch.inputs["attention_mask"].sum(1).tolist())
-    if len(buckets) == 1:  # the batch as encoded, in its own row order
-        buckets = [list(range(len(rows)))]
-    parts = []
-    for index in buckets:
-        samples = [rows[i] for i in index]
-        sub = batch if len(buckets) == 1 else adapter.encode(samples, with_answers=True)
-        local = [k for k, i in enumerate(index) if i >= n]
-        edit = None
-        if local and make_delta is not None:
-            edit = _edit_rows(local, [index[k] - n for k in local], sub, samples, make_delta)
-        parts.append((index, answer_states(adapter, sub, cfg.shift_logits, hidden=cfg.consistency == "mse",
-                                           edit=edit)))
-    return AnswerStates.gather(parts, len(rows))
-
-
-def _edit_rows(local: list[int], adv_index: list[int], batch: Any, samples: list[Sample],
-               make_delta: Callable[..., torch.Tensor]) -> Callable[[torch.Tensor], torch.Tensor]:
-    def edit(embeds: torch.Tensor) -> torch.Tensor:
-        at = torch.tensor(local, device=embeds.device)
-        clean = embeds[at].detach()
-        delta = make_delta(adv_index, local, batch, samples, clean.float())
-        return embeds.index_copy(0, at, clean + delta.to(embeds.dtype))
-    return edit
-
-
 # ------------------------------------------------------------------------------- the loop
-
-def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    found = []
-    for owner in (model, getattr(model, "model", None)):
-        for name in ("vision_tower", "vision_model", "visual"):
-            module = getattr(owner, name, None) if owner is not None else None
-            if isinstance(module, torch.nn.Module) and module not in found:
-                found.append(module)
-    return found
-
-
-def _projector_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    found = []
-    for owner in (model, getattr(model, "model", None)):
-        for name in ("multi_modal_projector", "connector", "qformer", "language_projection", "merger"):
-            module = getattr(owner, name, None) if owner is not None else None
-            if isinstance(module, torch.nn.Module) and module not in found:
-                found.append(module)
-    return found
-
-
-def _lora_target_pattern(model: torch.nn.Module, targets: Sequence[str]) -> str:
-    """A peft regex for the ``targets`` layers of the language model only: the vision tower's
-    attention has layers of the same names (q_proj, v_proj), and it stays frozen as published.
-    Targets that match no layer of the language model are refused, naming the layers it has."""
-    import re
-
-    # Idefics3 and SmolVLM call their language model text_model
-    lms = [name for name, _ in model.named_modules() if name.split(".")[-1] in ("language_model", "text_model")]
-    names = "|".join(re.escape(t) for t in targets)
-    if not lms:
-        pattern = rf".*\.({names})$"
-    else:
-        pattern = rf"({'|'.join(re.escape(n) for n in lms)})\..*\.({names})$"
-    if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
-        prefixes = tuple(n + "." for n in lms) or ("",)
-        linear = sorted({n.split(".")[-1] for n, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear) and n.startswith(prefixes)})
-        raise ValueError(f"LoRA targets {', '.join(targets)} match no layer of the language model of "
-                         f"{type(model).__name__}; its linear layers are: {', '.join(linear) or 'none'}")
-    return pattern
-
-
-def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter]:
-    """Set requires_grad per ``cfg.trainable``; LoRA wraps the model with peft."""
-    model = adapter.model
-    if cfg.trainable == "lora":
-        import warnings
-
-        from peft import LoraConfig, get_peft_model
-
-        targets = cfg.lora_targets or lora_targets_for(model.config)
-
-        with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise for our users
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                     target_modules=_lora_target_pattern(model, targets),
-                                                     lora_dropout=0.0))
-        adapter.model = model
-    else:
-        for p in model.parameters():
-            p.requires_grad_(cfg.trainable in ("full", "all"))
-        if cfg.trainable == "full":  # the published recipe: the vision encoder stays frozen
-            for m in _vision_modules(model):
-                m.requires_grad_(False)
-        if cfg.trainable == "projector":
-            for m in _projector_modules(model):
-                m.requires_grad_(True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"trainable={cfg.trainable!r} leaves nothing to train in {type(model).__name__}")
-    return params
-
 
 def sharded_accelerator() -> Any:
     """An ``accelerate.Accelerator`` when the launch shards the model (``accelerate launch`` with
@@ -372,27 +266,6 @@ def sharded_accelerator() -> Any:
     from accelerate import Accelerator
 
     return Accelerator()
-
-
-def reference_model(adapter: Any, cfg: TrainConfig) -> Callable[[], ContextManager] | None:
-    """A context factory in which ``adapter.model`` is the model before fine-tuning, for the
-    preservation term; None when it is off. LoRA: the adapters switched off (no copy); otherwise a
-    frozen copy made now (call it before the first step; it doubles the model's memory)."""
-    if cfg.preserve_weight <= 0:
-        return None
-    if cfg.trainable == "lora":
-        return lambda: adapter.model.disable_adapter()
-    before = copy.deepcopy(adapter.model).eval().requires_grad_(False)
-
-    @contextmanager
-    def swapped():
-        live, adapter.model = adapter.model, before
-        try:
-            yield
-        finally:
-            adapter.model = live
-
-    return swapped
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
