@@ -7,7 +7,8 @@ One training step (``step_loss``) for anchors drawn with modality quotas:
   (seed, epoch, sample id, condition), so every epoch sees fresh perturbations;
 - ``L = CE(answer tokens of anchors and views) + w_adv * CE(adversarial views)
   + lambda * mean consistency(view || sg(anchor))`` with the adversarial views (embedding PGD on
-  the irrelevant modality, ``modint.attacks``) joining the consistency term;
+  the irrelevant modality, ``modint.attacks``) joining the consistency term; ``adv_mode=free``
+  swaps the k-step PGD for the "free" perturbation of Shafahi et al. (``mitigate.adversarial``);
 - optionally (``preserve_weight``; not in the paper, off by default) ``+ mu * KL(p_before || q)``
   on the clean anchors' answers, where p_before is the model before fine-tuning: learning
   without forgetting, so the reference accuracies hold while the views are trained.
@@ -166,8 +167,9 @@ def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfi
                         ) -> Callable[[list[int], list[int], Any, list[Sample], torch.Tensor], torch.Tensor]:
     """``make(adv_index, local, batch, samples, clean) -> delta``: the perturbation of the
     adversarial rows ``adv_index`` (indices into ``adv_samples``) sitting at rows ``local`` of
-    ``batch`` (rows ``samples``) with clean merged embeddings ``clean`` [len(adv_index), L, H]. Exact method: PGD on all of them at once,
-    first; free: a delta from the adversary, whose gradient the training backward gives."""
+    ``batch`` (rows ``samples``) with clean merged embeddings ``clean`` [len(adv_index), L, H].
+    Exact method: PGD on all of them at once, first; free: a delta from the adversary, whose
+    gradient the training backward gives."""
     if cfg.adv_mode == "free":
         if adversary is None:
             raise ValueError("adv_mode=free needs the FreeAdversary that carries delta from step to step")
