@@ -1,58 +1,86 @@
-"""Seconds per training step: plain SFT vs the full method (aug_kl_pgd, PGD k=2) on the same
-anchors (one 2:2:4 quota batch of the mini training split), and their ratio.
+"""Seconds per training step: plain SFT vs the full method (aug_kl_pgd) with the exact k-step PGD
+and with the free adversarial step (adv_mode=free), on the same anchors (the first quota batch of
+the mini training split), and their ratios to SFT. The three are timed in turn within each repeat,
+so a change of machine load hits all of them alike; the figures are medians over the repeats.
 
-Usage: python benchmarks/train_step.py [--model M] [--repeats N] [--pgd-steps K]
+Usage: python benchmarks/train_step.py [--model M] [--preset NAME] [--repeats N] [--pgd-steps K] [--json]
+
+Settings: TrainConfig's defaults (the published recipe: full fine-tune, quotas 2:2:4), or a
+training preset (``--preset demo``: LoRA, quotas 2:4:2, two switched views, preservation).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+MODES = {"sft": ["recipe=sft"], "aug_kl_pgd": ["recipe=aug_kl_pgd", "adv_mode=pgd"],
+         "free": ["recipe=aug_kl_pgd", "adv_mode=free"]}
+
 
 def main() -> None:
     from modint.cli import DEFAULT_MODEL
     from modint.data.registry import load_benchmark
+    from modint.mitigate.adversarial import FreeAdversary
+    from modint.mitigate.config import from_sources
     from modint.mitigate.sampler import QuotaBatchSampler
-    from modint.mitigate.train import TrainConfig, prepare_trainable, step_loss
+    from modint.mitigate.train import prepare_trainable, reference_model, step_loss
     from modint.models import load_adapter
     from modint.perturb import default_pools
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=DEFAULT_MODEL)
+    ap.add_argument("--preset", default=None, help="a training preset (configs/train/NAME.yaml); default: none")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--pgd-steps", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args()
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     samples = load_benchmark("mini", split="train", limit=300)
-    anchors = [samples[i] for i in next(iter(QuotaBatchSampler([s.family for s in samples])))]
-    pools = default_pools(samples)
-    times = {}
-    for recipe in ("sft", "aug_kl_pgd"):
+    pools = default_pools(samples, part="train")
+    runs = {}
+    for mode, settings in MODES.items():
+        cfg = from_sources(args.preset, None, [*settings, f"pgd_steps={args.pgd_steps}"])
         adapter = load_adapter(args.model)
-        cfg = TrainConfig(recipe=recipe, pgd_steps=args.pgd_steps)
         params = prepare_trainable(adapter, cfg)
-        opt = torch.optim.AdamW(params, lr=1e-6)
         adapter.model.train()
-        runs = []
-        for r in range(args.repeats + 1):  # the first is a warm-up
+        runs[mode] = (cfg, adapter, torch.optim.AdamW(params, lr=1e-6), reference_model(adapter, cfg),
+                      FreeAdversary(cfg, 0) if cfg.adv_mode == "free" and mode == "free" else None)
+    cfg = runs["sft"][0]
+    anchors = [samples[i] for i in next(iter(QuotaBatchSampler([s.family for s in samples], cfg.quotas)))]
+    times: dict[str, list[float]] = {mode: [] for mode in MODES}
+    for r in range(args.repeats + 1):  # the first is a warm-up
+        for mode, (cfg, adapter, opt, reference, adversary) in runs.items():
             start = time.perf_counter()
-            loss, _ = step_loss(adapter, anchors, cfg, pools, 0, r)
+            loss, _ = step_loss(adapter, anchors, cfg, pools, 0, r, reference, adversary)
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if adversary is not None:
+                adversary.ascend()
             opt.step()
-            runs.append(time.perf_counter() - start)
-        times[recipe] = statistics.median(runs[1:])
-        print(f"{recipe:11s}: {times[recipe]:.3f} s/step (median of {args.repeats}; "
-              f"{len(anchors)} anchors)")
-    print(f"ratio aug_kl_pgd / sft: {times['aug_kl_pgd'] / times['sft']:.2f}x (model {args.model}, PGD k="
-          f"{args.pgd_steps}, {torch.get_num_threads()} threads)")
+            if r:
+                times[mode].append(time.perf_counter() - start)
+    med = {mode: statistics.median(t) for mode, t in times.items()}
+    result = {"sft_s": round(med["sft"], 4), "aug_kl_pgd_s": round(med["aug_kl_pgd"], 4),
+              "ratio": round(med["aug_kl_pgd"] / med["sft"], 3), "free_s": round(med["free"], 4),
+              "free_ratio": round(med["free"] / med["sft"], 3), "model": args.model, "preset": args.preset,
+              "pgd_steps": args.pgd_steps, "repeats": args.repeats, "threads": torch.get_num_threads(),
+              "anchors": len(anchors)}
+    if args.json:
+        print(json.dumps(result))
+        return
+    for mode in MODES:
+        print(f"{mode:11s}: {med[mode]:.3f} s/step (median of {args.repeats}; {len(anchors)} anchors)")
+    print(f"ratio aug_kl_pgd / sft: {result['ratio']:.2f}x, free / sft: {result['free_ratio']:.2f}x "
+          f"(model {args.model}, preset {args.preset or 'none'}, PGD k={args.pgd_steps}, {result['threads']} threads)")
 
 
 if __name__ == "__main__":

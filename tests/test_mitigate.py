@@ -221,7 +221,7 @@ def test_preservation_is_zero_before_training_and_pulls_back_after(train_samples
 
 def _adversarial_inputs(adapter, seqs, cfg, step_seed):
     """(batch, clean LM input embeddings, adversarial ones) of ``adversarial_logits``."""
-    from modint.mitigate.train import adversarial_logits
+    from modint.mitigate.adversarial import adversarial_logits
 
     fed = []
     handle = adapter.language_model().register_forward_hook(
@@ -230,7 +230,7 @@ def _adversarial_inputs(adapter, seqs, cfg, step_seed):
         batch, _ = adversarial_logits(adapter, seqs, cfg, step_seed=step_seed)
     finally:
         handle.remove()
-    return batch, fed[0], fed[-1]
+    return batch, adapter.embed(batch), fed[-1]  # embed stops before the LM: its hook never sees E
 
 
 def test_adversarial_view_never_perturbs_the_answer(train_samples):

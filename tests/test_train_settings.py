@@ -7,7 +7,8 @@ import re
 import pytest
 import torch
 
-from modint.mitigate.train import TrainConfig, _lora_target_pattern, lr_factor, prepare_trainable
+from modint.mitigate.train import TrainConfig, lr_factor, prepare_trainable
+from modint.mitigate.trainable import _lora_target_pattern
 from modint.models.adapter import VLMAdapter
 from modint.models.tiny import build_tiny
 

@@ -7,7 +7,8 @@ One training step (``step_loss``) for anchors drawn with modality quotas:
   (seed, epoch, sample id, condition), so every epoch sees fresh perturbations;
 - ``L = CE(answer tokens of anchors and views) + w_adv * CE(adversarial views)
   + lambda * mean consistency(view || sg(anchor))`` with the adversarial views (embedding PGD on
-  the irrelevant modality, ``modint.attacks``) joining the consistency term;
+  the irrelevant modality, ``modint.attacks``) joining the consistency term; ``adv_mode=free``
+  swaps the k-step PGD for the "free" perturbation of Shafahi et al. (``mitigate.adversarial``);
 - optionally (``preserve_weight``; not in the paper, off by default) ``+ mu * KL(p_before || q)``
   on the clean anchors' answers, where p_before is the model before fine-tuning: learning
   without forgetting, so the reference accuracies hold while the views are trained.
@@ -22,25 +23,24 @@ forward gathers the parameters it needs.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import math
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
 
 import torch
 
-from modint.attacks import PGDConfig, pgd
-from modint.attacks.vlm import frozen, irrelevant_mask
+from modint.attacks import PGDConfig
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
-from modint.mitigate.objectives import (answer_ce, answer_ce_per_row, consistency, paired_answer_states,
-                                       preservation)
+from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, perturbed_mask
+from modint.mitigate.forward import answer_states, bucketed_states
+from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
-from modint.models.specs import lora_targets_for
+from modint.mitigate.trainable import prepare_trainable, reference_model
+from modint.mitigate.vision_cache import encode_each_image_once
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
 from modint.seeding import derive_seed
 
@@ -93,6 +93,9 @@ class TrainConfig:
     switched_views: int = 1
     preserve_weight: float = 0.0  # mu: KL(model before fine-tuning || model) on clean anchors; 0 = off (published)
     adv_noise: str = "pgd"  # pgd | gaussian (the RG variant)
+    # pgd: k PGD steps per training step, the model frozen (the paper's); free: delta gets its
+    # gradient from the training backward and is carried across steps (Shafahi et al. 2019)
+    adv_mode: str = "pgd"
     pgd_eps: float = 0.05
     pgd_eps_relative: bool = True  # eps x RMS of the perturbed embeddings; False: absolute
     # eps for the rows whose irrelevant modality is the image (text-heavy anchors); None: pgd_eps.
@@ -117,6 +120,10 @@ class TrainConfig:
             raise ValueError(f"unknown trainable {self.trainable!r}; use full, all, lora or projector")
         if self.adv_noise not in ("pgd", "gaussian"):
             raise ValueError(f"unknown adv_noise {self.adv_noise!r}; use pgd or gaussian")
+        if self.adv_mode not in ADV_MODES:
+            raise ValueError(f"unknown adv_mode {self.adv_mode!r}; use one of {', '.join(ADV_MODES)}")
+        if self.adv_mode == "free" and self.adv_noise != "pgd":
+            raise ValueError("adv_mode=free ascends the loss: it has no gaussian variant (adv_noise=pgd)")
         if self.switched_views < 1:
             raise ValueError(f"switched_views must be >= 1, got {self.switched_views}")
         if self.preserve_weight < 0:
@@ -155,65 +162,79 @@ def build_sequences(anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epo
     return sequences, anchor_rows, pairs
 
 
-def adversarial_logits(adapter: Any, anchors: list[Sample], cfg: TrainConfig, step_seed: int):
-    """Logits of adversarial views of ``anchors`` (embedding PGD or Gaussian noise on the
-    irrelevant modality, answer tokens excluded), differentiable w.r.t. the model's parameters
-    but not through the clean embeddings (E is detached, as published). Returns (batch, logits)."""
-    batch = adapter.encode(anchors, with_answers=True)
-    embeds = adapter.embed(batch).float()
-    mask = (irrelevant_mask(batch, anchors) & ~batch.answer_input_mask).to(embeds.device)  # never the answer
-    maskf = mask[..., None].float()
-    counts = mask.sum(1).clamp_min(1)
-    rms = ((embeds ** 2).mean(-1) * mask).sum(1).div(counts).sqrt()
-    radius = torch.tensor([cfg.pgd_eps_image if s.family == TEXT_HEAVY and cfg.pgd_eps_image is not None
-                           else cfg.pgd_eps for s in anchors], dtype=rms.dtype, device=rms.device)
-    eps = radius * rms if cfg.pgd_eps_relative else radius
-    if cfg.adv_noise == "gaussian":
-        g = torch.Generator().manual_seed(step_seed % 2**63)
-        delta = torch.randn(embeds.shape, generator=g, device="cpu").to(embeds.device) * eps.view(-1, 1, 1) * maskf
-    else:
-        def loss_fn(d: torch.Tensor) -> torch.Tensor:
-            return answer_ce_per_row(adapter.forward(batch, embeds=embeds + d).logits, batch.labels, cfg.shift_logits)
+def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfig, step: int,
+                        adversary: FreeAdversary | None
+                        ) -> Callable[[list[int], list[int], Any, list[Sample], torch.Tensor], torch.Tensor]:
+    """``make(adv_index, local, batch, samples, clean) -> delta``: the perturbation of the
+    adversarial rows ``adv_index`` (indices into ``adv_samples``) sitting at rows ``local`` of
+    ``batch`` (rows ``samples``) with clean merged embeddings ``clean`` [len(adv_index), L, H].
+    Exact method: PGD on all of them at once, first; free: a delta from the adversary, whose
+    gradient the training backward gives."""
+    if cfg.adv_mode == "free":
+        if adversary is None:
+            raise ValueError("adv_mode=free needs the FreeAdversary that carries delta from step to step")
+        all_slots = FreeAdversary.slots(adv_samples)
 
-        with frozen(adapter.model):  # only the perturbation gets gradients in the inner loop
-            delta = pgd(loss_fn, tuple(embeds.shape), eps, maskf,  # eps on the embeddings' device: delta too
-                        PGDConfig(eps=1.0, steps=cfg.pgd_steps, step_rule=cfg.pgd_step_rule, alpha=cfg.pgd_alpha,
-                                  seed=step_seed % 2**63))
-    return batch, adapter.forward(batch, embeds=embeds + delta.detach()).logits
+        def free(adv_index: list[int], local: list[int], batch: Any, samples: list[Sample],
+                 clean: torch.Tensor) -> torch.Tensor:
+            mask = perturbed_mask(batch, samples)[local]
+            return adversary.delta(clean, mask, [adv_samples[j] for j in adv_index], [all_slots[j] for j in adv_index])
+        return free
+    sub = adapter.encode(adv_samples, with_answers=True)
+    exact = pgd_delta(adapter, sub, adv_samples, adapter.embed(sub), cfg, derive_seed("train-pgd", cfg.seed, step))
+
+    def padded(adv_index: list[int], local: list[int], batch: Any, samples: list[Sample],
+               clean: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(clean.shape, dtype=exact.dtype, device=clean.device)  # right padding: positions line up
+        width = min(clean.shape[1], exact.shape[1])
+        out[:, :width] = exact[adv_index, :width]
+        return out
+    return padded
 
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
-              step: int, reference: Callable[[], ContextManager] | None = None
-              ) -> tuple[torch.Tensor, dict[str, float]]:
+              step: int, reference: Callable[[], ContextManager] | None = None,
+              adversary: FreeAdversary | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
-    which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0)."""
+    which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0).
+    ``adversary``: carries the perturbation across steps under ``adv_mode=free`` (call its
+    ``ascend`` after the backward).
+
+    Anchors, their views and their adversarial views run together, in buckets of similar length
+    (``mitigate.forward``): the adversarial rows are copies of the attacked anchors whose merged
+    input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model.
+    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``)."""
+    with encode_each_image_once(adapter.model):
+        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
+
+
+def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int, step: int,
+               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None
+               ) -> tuple[torch.Tensor, dict[str, float]]:
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
-    batch = adapter.encode(sequences, with_answers=True)
-    out = adapter.forward(batch, output_hidden_states=cfg.consistency == "mse")
-    loss = ce = answer_ce(out.logits, batch.labels, cfg.shift_logits)
+    attacked = [anchor_rows[i] for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)] \
+        if with_adv else []
+    n = len(sequences)
+    rows = sequences + [sequences[r] for r in attacked]
+    make_delta = _adversarial_deltas(adapter, rows[n:], cfg, step, adversary) if attacked else None
+    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta)
+    loss = ce = states.ce(range(n))
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
     if with_consistency and pairs:
-        states = out.hidden_states[-1] if cfg.consistency == "mse" else out.logits
-        view, anchor = paired_answer_states(states, batch.labels, pairs, cfg.shift_logits)
+        view, anchor = states.paired(pairs, hidden=cfg.consistency == "mse")
         cons_terms.append(consistency(view, anchor, cfg.consistency, cfg.temperature) * len(pairs))
     n_views = len(pairs)
-    attacked = [i for i, s in enumerate(anchors) if s.family in (IMAGE_HEAVY, TEXT_HEAVY)]
-    if with_adv and attacked:
-        adv_batch, adv_logits = adversarial_logits(
-            adapter, [sequences[anchor_rows[i]] for i in attacked], cfg, derive_seed("train-pgd", cfg.seed, step))
-        adv_ce = answer_ce(adv_logits, adv_batch.labels, cfg.shift_logits)
+    if attacked:
+        adv_ce = states.ce(range(n, len(rows)))
         loss = loss + cfg.adv_weight * adv_ce
         parts["adv_ce"] = adv_ce.item()
-        rows = [anchor_rows[i] for i in attacked]  # how far PGD pushed the answer loss above the clean one
-        parts["pgd_margin"] = adv_ce.item() - answer_ce(out.logits[rows], batch.labels[rows], cfg.shift_logits).item()
+        # how far the perturbation pushed the answer loss above the clean one
+        parts["pgd_margin"] = adv_ce.item() - states.ce(attacked).item()
         if with_consistency and cfg.consistency != "mse":
             # Adversarial views join the consistency term against their clean anchors.
-            v_pos = paired_answer_states(adv_logits, adv_batch.labels, [(j, j) for j in range(len(attacked))],
-                                         cfg.shift_logits)[0]
-            a_pos = paired_answer_states(out.logits, batch.labels, [(anchor_rows[i], anchor_rows[i]) for i in attacked],
-                                         cfg.shift_logits)[0]
+            v_pos, a_pos = states.paired([(n + j, r) for j, r in enumerate(attacked)])
             cons_terms.append(consistency(v_pos, a_pos, cfg.consistency, cfg.temperature) * len(attacked))
             n_views += len(attacked)
     if cons_terms:
@@ -224,13 +245,10 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
         if reference is None:
             raise ValueError("preserve_weight > 0 needs the model before fine-tuning (reference)")
         clean = [sequences[r] for r in anchor_rows]
-        ref_batch = adapter.encode(clean, with_answers=True)
         with torch.no_grad(), reference():
-            ref_logits = adapter.forward(ref_batch).logits
-        student = paired_answer_states(out.logits, batch.labels, [(r, r) for r in anchor_rows], cfg.shift_logits)[0]
-        before = paired_answer_states(ref_logits, ref_batch.labels, [(j, j) for j in range(len(clean))],
-                                      cfg.shift_logits)[0]
-        keep = preservation(student, before, cfg.temperature)
+            before = answer_states(adapter, adapter.encode(clean, with_answers=True), cfg.shift_logits)
+        student, ref = states.paired([(r, j) for j, r in enumerate(anchor_rows)], other=before)
+        keep = preservation(student, ref, cfg.temperature)
         loss = loss + cfg.preserve_weight * keep
         parts["preserve"] = keep.item()
     parts["loss"] = loss.item()
@@ -238,79 +256,6 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
 
 
 # ------------------------------------------------------------------------------- the loop
-
-def _vision_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    found = []
-    for owner in (model, getattr(model, "model", None)):
-        for name in ("vision_tower", "vision_model", "visual"):
-            module = getattr(owner, name, None) if owner is not None else None
-            if isinstance(module, torch.nn.Module) and module not in found:
-                found.append(module)
-    return found
-
-
-def _projector_modules(model: torch.nn.Module) -> list[torch.nn.Module]:
-    found = []
-    for owner in (model, getattr(model, "model", None)):
-        for name in ("multi_modal_projector", "connector", "qformer", "language_projection", "merger"):
-            module = getattr(owner, name, None) if owner is not None else None
-            if isinstance(module, torch.nn.Module) and module not in found:
-                found.append(module)
-    return found
-
-
-def _lora_target_pattern(model: torch.nn.Module, targets: Sequence[str]) -> str:
-    """A peft regex for the ``targets`` layers of the language model only: the vision tower's
-    attention has layers of the same names (q_proj, v_proj), and it stays frozen as published.
-    Targets that match no layer of the language model are refused, naming the layers it has."""
-    import re
-
-    # Idefics3 and SmolVLM call their language model text_model
-    lms = [name for name, _ in model.named_modules() if name.split(".")[-1] in ("language_model", "text_model")]
-    names = "|".join(re.escape(t) for t in targets)
-    if not lms:
-        pattern = rf".*\.({names})$"
-    else:
-        pattern = rf"({'|'.join(re.escape(n) for n in lms)})\..*\.({names})$"
-    if not any(re.fullmatch(pattern, name) for name, _ in model.named_modules()):
-        prefixes = tuple(n + "." for n in lms) or ("",)
-        linear = sorted({n.split(".")[-1] for n, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear) and n.startswith(prefixes)})
-        raise ValueError(f"LoRA targets {', '.join(targets)} match no layer of the language model of "
-                         f"{type(model).__name__}; its linear layers are: {', '.join(linear) or 'none'}")
-    return pattern
-
-
-def prepare_trainable(adapter: Any, cfg: TrainConfig) -> list[torch.nn.Parameter]:
-    """Set requires_grad per ``cfg.trainable``; LoRA wraps the model with peft."""
-    model = adapter.model
-    if cfg.trainable == "lora":
-        import warnings
-
-        from peft import LoraConfig, get_peft_model
-
-        targets = cfg.lora_targets or lora_targets_for(model.config)
-
-        with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: noise for our users
-            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-            model = get_peft_model(model, LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
-                                                     target_modules=_lora_target_pattern(model, targets),
-                                                     lora_dropout=0.0))
-        adapter.model = model
-    else:
-        for p in model.parameters():
-            p.requires_grad_(cfg.trainable in ("full", "all"))
-        if cfg.trainable == "full":  # the published recipe: the vision encoder stays frozen
-            for m in _vision_modules(model):
-                m.requires_grad_(False)
-        if cfg.trainable == "projector":
-            for m in _projector_modules(model):
-                m.requires_grad_(True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f"trainable={cfg.trainable!r} leaves nothing to train in {type(model).__name__}")
-    return params
-
 
 def sharded_accelerator() -> Any:
     """An ``accelerate.Accelerator`` when the launch shards the model (``accelerate launch`` with
@@ -323,27 +268,6 @@ def sharded_accelerator() -> Any:
     from accelerate import Accelerator
 
     return Accelerator()
-
-
-def reference_model(adapter: Any, cfg: TrainConfig) -> Callable[[], ContextManager] | None:
-    """A context factory in which ``adapter.model`` is the model before fine-tuning, for the
-    preservation term; None when it is off. LoRA: the adapters switched off (no copy); otherwise a
-    frozen copy made now (call it before the first step; it doubles the model's memory)."""
-    if cfg.preserve_weight <= 0:
-        return None
-    if cfg.trainable == "lora":
-        return lambda: adapter.model.disable_adapter()
-    before = copy.deepcopy(adapter.model).eval().requires_grad_(False)
-
-    @contextmanager
-    def swapped():
-        live, adapter.model = adapter.model, before
-        try:
-            yield
-        finally:
-            adapter.model = live
-
-    return swapped
 
 
 def _all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
@@ -412,6 +336,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
     reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
+    adversary = FreeAdversary(cfg, derive_seed("train-free", cfg.seed, rank)) if cfg.adv_mode == "free" else None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))
     # The schedule counts our steps (one per global batch): it stays outside accelerate's
@@ -435,6 +360,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
         adapter.model.load_state_dict({k: v for k, v in state["params"].items() if k in names}, strict=False)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
+        if adversary is not None and "free_adversary" in state:
+            adversary.load_state_dict(state["free_adversary"])
         start = state["step"]
         log.info("resumed at step %d", start)
         if rank == 0 and log_path.exists():  # drop what the interrupted run logged after its checkpoint
@@ -456,7 +383,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
                 step += 1
                 continue
             anchors = [samples[i] for i in indices]
-            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step, reference)
+            loss, parts = step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
             opt.zero_grad(set_to_none=True)
             if acc is None:
                 loss.backward()
@@ -465,6 +392,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
             else:
                 acc.backward(loss)
                 grad_norm = acc.clip_grad_norm_(params, cfg.grad_clip)
+            if adversary is not None:  # delta's gradient came from the same backward
+                adversary.ascend()
             opt.step()
             sched.step()
             step += 1
@@ -482,7 +411,7 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
                 if acc is not None:  # collective: every rank writes its shard
                     _save_sharded_checkpoint(acc, sched, step, ckpt, rank)
                 elif rank == 0:
-                    _save_checkpoint(adapter, opt, sched, step, ckpt)
+                    _save_checkpoint(adapter, opt, sched, step, ckpt, adversary)
                 if selector is not None:
                     selector.consider(adapter, step)
         epoch += 1
@@ -507,11 +436,14 @@ def _logged_step(line: str) -> float:
         return math.inf
 
 
-def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path) -> None:
+def _save_checkpoint(adapter: Any, opt, sched, step: int, ckpt: Path, adversary: FreeAdversary | None = None) -> None:
     ckpt.mkdir(parents=True, exist_ok=True)
     trainable = {n: p.detach().clone() for n, p in adapter.model.named_parameters() if p.requires_grad}
     tmp = ckpt / "state.pt.tmp"
-    torch.save({"params": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}, tmp)
+    state = {"params": trainable, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step}
+    if adversary is not None:  # the carried perturbation: a resumed free run goes on from it
+        state["free_adversary"] = adversary.state_dict()
+    torch.save(state, tmp)
     tmp.replace(ckpt / "state.pt")  # never a half-written checkpoint
 
 

@@ -72,6 +72,10 @@ class Scored:
     pred: int
 
 
+class _EmbedsSeen(Exception):
+    """Raised on the way into the language model once its input embeddings are read."""
+
+
 class LetterScoringError(ValueError):
     """A model whose vocabulary has no token for an option letter: it cannot be letter-scored."""
 
@@ -259,16 +263,22 @@ class VLMAdapter:
         return out.logits[rows, cols].float()
 
     def forward(self, batch: EncodedBatch, embeds: torch.Tensor | None = None,
-                output_hidden_states: bool = False) -> Any:
-        """A full forward (logits for every position; differentiable, for training). ``embeds``
-        replaces the LLM's merged input embeddings (embedding-space PGD). Encoder-decoder models:
-        the logits (and ``hidden_states``) are the decoder's, where the answer is."""
+                output_hidden_states: bool = False,
+                edit_embeds: Callable[[torch.Tensor], torch.Tensor] | None = None, **kwargs: Any) -> Any:
+        """A full forward (logits for every position unless ``logits_to_keep`` says which;
+        differentiable, for training). ``embeds`` replaces the LLM's merged input embeddings
+        (embedding-space PGD); ``edit_embeds`` maps them to what the LLM gets instead (adversarial
+        training). Encoder-decoder models: the logits (and ``hidden_states``) are the decoder's,
+        where the answer is."""
         def run():
-            out = self._run(batch, output_hidden_states=output_hidden_states)
+            out = self._run(batch, output_hidden_states=output_hidden_states, **kwargs)
             if self.encoder_decoder and output_hidden_states:
                 out.hidden_states = getattr(out, "language_model_outputs", out).decoder_hidden_states
             return out
 
+        if edit_embeds is not None:
+            with self._on_embeds(edit_embeds):
+                return run()
         if embeds is None:
             return run()
         with self._on_embeds(lambda e: embeds.to(e.dtype)):
@@ -321,10 +331,19 @@ class VLMAdapter:
             handle.remove()
 
     def embed(self, batch: EncodedBatch) -> torch.Tensor:
-        """The LLM input embeddings E [B, L, H] with the image features merged in."""
+        """The LLM input embeddings E [B, L, H] with the image features merged in (the forward
+        stops there: the language model does not run)."""
         seen: list[torch.Tensor] = []
-        with torch.no_grad(), self._on_embeds(lambda e: seen.append(e.detach().clone())):
-            self.answer_logits(batch)
+
+        def stop(e: torch.Tensor) -> None:
+            seen.append(e.detach().clone())
+            raise _EmbedsSeen
+
+        with torch.no_grad(), self._on_embeds(stop):
+            try:
+                self.answer_logits(batch)
+            except _EmbedsSeen:
+                pass
         return seen[0]
 
     def answer_logits_from_embeds(self, batch: EncodedBatch, embeds: torch.Tensor) -> torch.Tensor:
