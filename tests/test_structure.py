@@ -6,7 +6,6 @@ import ast
 import functools
 from pathlib import Path
 
-import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 PACKAGE = "modint"
@@ -146,8 +145,6 @@ def test_relative_local_and_private_imports_are_seen(tmp_path):
 
 
 MAX_LINES = 500
-# Known long modules, each split where its code is being edited (strict: the split shows as XPASS).
-KNOWN_LONG = {"modint.mitigate.train": "split by the training work under way"}
 
 
 def long_modules() -> dict[str, int]:
@@ -155,11 +152,5 @@ def long_modules() -> dict[str, int]:
 
 
 def test_no_module_is_over_500_lines():
-    found = {name: n for name, n in long_modules().items() if name not in KNOWN_LONG}
+    found = long_modules()
     assert not found, f"modules over {MAX_LINES} lines (split them by responsibility): {found}"
-
-
-@pytest.mark.parametrize("name", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-                                  for name, reason in KNOWN_LONG.items()])
-def test_known_long_module_is_split(name):
-    assert name not in long_modules()
