@@ -50,7 +50,7 @@ def test_counters_on_a_tiny_model_match_a_hand_count(tiny_llava_adapter):
     clean = Sample("s", "image_heavy", "Which shape?", ("circle", "square"), 0, image)
     rows = [clean, clean.replace(context="The sky is green."), Sample("t", "text_heavy", "2+2?", ("4", "5"), 0)]
     singles = [adapter.encode([s]).inputs["input_ids"][0].tolist() for s in rows]  # unpadded, one at a time
-    distinct, computed, vision = DistinctPositions(), PositionCounter(), VisionCounter()
+    distinct, computed, vision = DistinctPositions(total=True), PositionCounter(), VisionCounter()
     with distinct.watch(adapter), computed.watch(adapter), vision.watch(adapter):
         adapter.score(rows)
     # one forward, right-padded to the longest row
@@ -60,8 +60,11 @@ def test_counters_on_a_tiny_model_match_a_hand_count(tiny_llava_adapter):
     assert n_image > 0
     shared = _common_prefix(singles[0], singles[1])
     assert shared > n_image  # the chat header and the image
-    assert distinct.counts() == {"image_heavy": len(singles[0]) + len(singles[1]) - shared,
-                                 "text_heavy": len(singles[2])}
+    image_heavy = len(singles[0]) + len(singles[1]) - shared
+    header = max(_common_prefix(singles[2], singles[0]), _common_prefix(singles[2], singles[1]))
+    assert header > 0  # the text-only row shares the system header with the image rows
+    assert distinct.counts() == {"image_heavy": image_heavy, "text_heavy": len(singles[2]),
+                                 "all": image_heavy + len(singles[2]) - header}
     assert not hasattr(adapter.encode, "__wrapped__") and "encode" not in vars(adapter)  # unwrapped again
 
 

@@ -63,10 +63,12 @@ def row_keys(token_ids: Sequence[int], image_token_id: int, image_key: str | Non
 
 
 class DistinctPositions:
-    """A prefix trie per family over every row ``adapter.encode`` returns while ``watch`` is active."""
+    """A prefix trie per family over every row ``adapter.encode`` returns while ``watch`` is
+    active; with ``total``, also one over all rows under the key "all"."""
 
-    def __init__(self) -> None:
+    def __init__(self, total: bool = False) -> None:
         self.tries: dict[str, PrefixTrie] = {}
+        self.total = total
 
     def add_batch(self, batch: Any, image_token_id: int) -> None:
         ids = batch.inputs["input_ids"]
@@ -74,7 +76,10 @@ class DistinctPositions:
         for i, sample in enumerate(batch.samples):
             real = ids[i][mask[i]].tolist()  # padding on either side drops out
             key = image_identity(sample.image) if sample.image is not None else None
-            self.tries.setdefault(sample.family, PrefixTrie()).add(row_keys(real, image_token_id, key))
+            keys = row_keys(real, image_token_id, key)
+            self.tries.setdefault(sample.family, PrefixTrie()).add(keys)
+            if self.total:
+                self.tries.setdefault("all", PrefixTrie()).add(keys)
 
     @contextmanager
     def watch(self, adapter: Any) -> Iterator["DistinctPositions"]:
