@@ -132,3 +132,35 @@ def test_generate_does_not_retry_when_every_answer_parses(texts):
     records = Scorer(fake, DiagnoseConfig(scoring="generate"))._score(
         [(Sample("ok", "text_heavy", "q?", ("red", "blue"), 0), "noise_image")])
     assert len(fake.calls) == 1 and records[0]["pred"] == 0 and "retried" not in records[0]
+
+
+def _benchmark_script():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "diagnose_throughput.py"
+    spec = importlib.util.spec_from_file_location("diagnose_throughput", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_compares_paths_record_by_record():
+    bench = _benchmark_script()
+    reference = [{"id": "a", "condition": "clean", "probs": [0.6, 0.4], "pred": 0},
+                 {"id": "a", "condition": "unrelated_text", "probs": [0.3, 0.7], "pred": 1}]
+    shared = [{"id": "a", "condition": "unrelated_text", "probs": [0.30003, 0.69997], "pred": 1},
+              {"id": "a", "condition": "clean", "probs": [0.59999, 0.40001], "pred": 0}]  # another order
+    diff, same = bench.compare_records(shared, reference)
+    assert diff == pytest.approx(3e-5) and same
+    flipped = [dict(shared[0]), dict(shared[1], pred=1)]
+    assert bench.compare_records(flipped, reference)[1] is False
+    assert bench.compare_records(shared[:1], reference)[1] is False  # a record missing on one side
+
+
+def test_benchmark_redundancy_is_computed_over_distinct_per_family():
+    bench = _benchmark_script()
+    path = {"llm_positions_by_family": {"image_heavy": 300, "vqa": 50}, "llm_positions_computed": 400}
+    distinct = {"image_heavy": 100, "vqa": 50, "all": 140}
+    assert bench.redundancy(path, distinct) == {"image_heavy": 3.0, "vqa": 1.0, "all": round(400 / 140, 3)}
+    assert bench.redundancy({"llm_positions_computed": 400}, distinct) is None  # no per-family counts
