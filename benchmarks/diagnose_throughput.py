@@ -83,11 +83,12 @@ def _timed_run(args, path: str, adapter, samples) -> dict:
     loaded_mb = peak_rss_mb()
     positions, vision = PositionCounter(), VisionCounter()
     with tempfile.TemporaryDirectory() as tmp, positions.watch(adapter), vision.watch(adapter):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run_diagnosis(adapter, samples, tmp, _config(path, args.batch_size))
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         records = read_records(Path(tmp) / "records.jsonl")
     result = {"records": len(records), "seconds": round(seconds, 3), "records_per_s": round(len(records) / seconds, 3),
+              "cpu_seconds": round(cpu_seconds, 3), "records_per_cpu_s": round(len(records) / cpu_seconds, 3),
               "peak_rss_mb": round(peak_rss_mb(), 1), "rss_after_load_mb": round(loaded_mb, 1),
               "llm_positions_computed": positions.positions, "llm_calls": positions.calls,
               "vision_encodings_per_sample": round(vision.images / len(samples), 3),
@@ -210,7 +211,8 @@ def throughput(args) -> dict:
 
     torch.set_num_threads(args.threads)
     peak = matmul_peak_flops()
-    notes = ["records/s include preparing inputs, writing records and the summary (n_boot 200)",
+    notes = ["records/s include preparing inputs, writing records and the summary (n_boot 200); records_per_cpu_s "
+             "divides by the process's CPU time instead (less sensitive to other load on a shared machine)",
              "matmul_peak_fraction = FLOPs of the path's diagnosis (an untimed pass under torch's FlopCounterMode: "
              "matmuls and attention) / the timed run's seconds / this run's best 2048x2048 fp32 matmul rate"]
     paths: dict = {}
