@@ -140,8 +140,12 @@ def _memory_run(args, size: int) -> dict:
     adapter = load_adapter(args.model)
     samples = _samples(0, memory_size=size)
     loaded_mb = peak_rss_mb()
+    from modint.diagnose.engine import DiagnoseConfig
+
     path = "shared" if _has_shared_path() else "reference"
-    seconds = _diagnose(adapter, samples, _config(path, args.batch_size))
+    config = _config(path, args.batch_size)
+    config.n_boot = DiagnoseConfig().n_boot  # the summary as `modint diagnose` makes it
+    seconds = _diagnose(adapter, samples, config)
     return {"samples": len(samples), "path": path, "seconds": round(seconds, 1),
             "rss_after_load_mb": round(loaded_mb, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
