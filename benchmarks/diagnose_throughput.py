@@ -293,7 +293,9 @@ def main() -> None:
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--limit", type=int, default=60, help="samples of the mini test split; 0: all (the default diagnosis)")
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    # OMP_NUM_THREADS when set: on a machine other jobs share, a thread pool larger than this
+    # process's share of the cores waits on its slowest thread at every operation.
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ", ".join(PATHS))
     ap.add_argument("--no-counts", action="store_true", help="skip the untimed FLOP and per-family counting passes")
     ap.add_argument("--memory", action="store_true", help="peak RSS of diagnosing each of --memory-sizes samples")
