@@ -100,7 +100,7 @@ def _timed_run(args, path: str, adapter, samples) -> dict:
     return result
 
 
-def _counting_runs(args, path: str, samples, seconds: float) -> dict:
+def _counting_runs(args, path: str, samples, seconds: float, cpu_seconds: float) -> dict:
     """Untimed passes on a freshly loaded model each (no cache carried over from the timed run):
     FLOPs of the whole diagnosis, then each family alone for its positions and vision encodings
     (and, on the reference path, the distinct positions of every row it scores)."""
@@ -113,6 +113,7 @@ def _counting_runs(args, path: str, samples, seconds: float) -> dict:
         _diagnose(load_adapter(args.model), samples, config)
     flops = mode.get_total_flops()
     out: dict = {"matmul_flops": flops, "matmul_flop_rate": flops / seconds,
+                 "matmul_flop_rate_per_cpu_s": flops / cpu_seconds,
                  "llm_positions_by_family": {}, "vision_encodings_per_sample_by_family": {}}
     pools = default_pools(list(samples), switch_source=config.switch_source, part=config.pool_part)
     distinct = DistinctPositions(total=True)
@@ -142,7 +143,7 @@ def _memory_run(args, size: int) -> dict:
     loaded_mb = peak_rss_mb()
     from modint.diagnose.engine import DiagnoseConfig
 
-    path = "shared" if _has_shared_path() else "reference"
+    path = "shared" if _has_shared_path() and args.paths != "reference" else "reference"
     config = _config(path, args.batch_size)
     config.n_boot = DiagnoseConfig().n_boot  # the summary as `modint diagnose` makes it
     seconds = _diagnose(adapter, samples, config)
@@ -159,10 +160,17 @@ def worker(args) -> None:
     if args.memory_size:
         result = _memory_run(args, args.memory_size)
     else:
+        from modint.diagnose.cost import matmul_peak_flops
+
         samples = _samples(args.limit)
-        result = _timed_run(args, args.worker, load_adapter(args.model), samples)
+        adapter = load_adapter(args.model)
+        result = _timed_run(args, args.worker, adapter, samples)
+        peak_wall, peak_cpu = matmul_peak_flops()  # in this process, after its timed run (not in its peak RSS)
+        result.update(matmul_peak_flops=round(peak_wall), matmul_peak_flops_per_cpu_s=round(peak_cpu))
         if args.worker != "generate" and not args.no_counts:
-            result.update(_counting_runs(args, args.worker, samples, result["seconds"]))
+            result.update(_counting_runs(args, args.worker, samples, result["seconds"], result["cpu_seconds"]))
+            result["matmul_peak_fraction"] = round(result["matmul_flop_rate_per_cpu_s"] / peak_cpu, 4)
+            result["matmul_peak_fraction_wall"] = round(result["matmul_flop_rate"] / peak_wall, 4)
     Path(args.result).write_text(json.dumps(result))
 
 
@@ -171,7 +179,7 @@ def _spawn(args, **extra) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "result.json"
         cmd = [sys.executable, __file__, "--model", args.model, "--limit", str(args.limit), "--batch-size",
-               str(args.batch_size), "--threads", str(args.threads), "--result", str(result)]
+               str(args.batch_size), "--threads", str(args.threads), "--paths", args.paths, "--result", str(result)]
         if args.no_counts:
             cmd.append("--no-counts")
         for key, value in extra.items():
@@ -209,16 +217,12 @@ def redundancy(path: dict, distinct: dict[str, int]) -> dict[str, float] | None:
 
 
 def throughput(args) -> dict:
-    import torch
-
-    from modint.diagnose.cost import matmul_peak_flops
-
-    torch.set_num_threads(args.threads)
-    peak = matmul_peak_flops()
     notes = ["records/s include preparing inputs, writing records and the summary (n_boot 200); records_per_cpu_s "
              "divides by the process's CPU time instead (less sensitive to other load on a shared machine)",
-             "matmul_peak_fraction = FLOPs of the path's diagnosis (an untimed pass under torch's FlopCounterMode: "
-             "matmuls and attention) / the timed run's seconds / this run's best 2048x2048 fp32 matmul rate"]
+             "matmul_peak_fraction = (FLOPs of the path's diagnosis, counted in an untimed pass under torch's "
+             "FlopCounterMode: matmuls and attention) / the timed run's CPU seconds, over the best 2048x2048 fp32 "
+             "matmul's FLOP per CPU second measured in the same process right after; matmul_peak_fraction_wall "
+             "uses wall seconds for both (other jobs on the machine distort it)"]
     paths: dict = {}
     for name in args.paths.split(","):
         if name == "shared" and not _has_shared_path():
@@ -231,8 +235,6 @@ def throughput(args) -> dict:
         if entry is None:
             continue
         entry["redundancy"] = redundancy(entry, distinct)
-        if "matmul_flop_rate" in entry:
-            entry["matmul_peak_fraction"] = round(entry["matmul_flop_rate"] / peak, 4)
     shared, reference = paths.get("shared"), paths.get("reference")
     max_diff, same = compare_records(shared["_records"], reference["_records"]) if shared and reference else (None, None)
     for entry in paths.values():
@@ -245,7 +247,7 @@ def throughput(args) -> dict:
             "threads": args.threads, "paths": paths, "ratios": ratios,
             "distinct_positions": distinct or None,
             "redundancy": shared.get("redundancy") if shared else None,
-            "matmul_peak_flops": round(peak), "matmul_peak_fraction": shared.get("matmul_peak_fraction") if shared else None,
+            "matmul_peak_fraction": shared.get("matmul_peak_fraction") if shared else None,
             "max_prob_diff": max_diff, "same_predictions": same, "notes": notes}
 
 
@@ -268,7 +270,7 @@ def _table(result: dict) -> str:
         lines.append(f"peak ratio {result['peak_ratio']}x, growth above the loaded model {result['growth_over_load_ratio']}x")
         return "\n".join(lines)
     lines = [f"model {result['model']}, {result['samples']} samples, batch {result['batch_size']}, "
-             f"{result['threads']} threads, fp32 matmul peak {result['matmul_peak_flops'] / 1e9:.1f} GFLOP/s",
+             f"{result['threads']} threads",
              f"{'path':<10} {'records/s':>9} {'records':>7} {'peak RSS':>9} {'positions':>10} {'vision/sample':>13} "
              f"{'peak frac':>9}  redundancy"]
     for name, p in result["paths"].items():
@@ -298,7 +300,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1))
     ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated subset of " + ", ".join(PATHS))
     ap.add_argument("--no-counts", action="store_true", help="skip the untimed FLOP and per-family counting passes")
-    ap.add_argument("--memory", action="store_true", help="peak RSS of diagnosing each of --memory-sizes samples")
+    ap.add_argument("--memory", action="store_true", help="peak RSS of diagnosing each of --memory-sizes samples "
+                    "(the shared path where there is one; --paths reference: the reference path)")
     ap.add_argument("--memory-sizes", default="300,3000")
     ap.add_argument("--json", action="store_true", help="print the JSON instead of the table")
     ap.add_argument("--worker", choices=PATHS, help=argparse.SUPPRESS)
