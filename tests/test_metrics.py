@@ -253,3 +253,16 @@ def test_by_task_by_hand():
     fam = s["families"][0]["by_task"]
     assert fam["shape"]["worst_case_accuracy"] == 0.5 and fam["shape"]["n_worst_case"] == 2  # b only
     assert fam["digit"]["worst_case_accuracy"] == 0.0 and fam["digit"]["n_worst_case"] == 2  # h failed once
+
+
+def test_bootstrap_in_blocks_equals_one_block_of_resamples(monkeypatch):
+    """Memory stays flat in the sample count: resamples come in blocks, with the same draws (and
+    so the same CI) as one (n_boot, n) block."""
+    import modint.diagnose.metrics as metrics
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 2, 50).astype(float), rng.integers(0, 2, 50).astype(float)
+    idx = np.random.default_rng(7).integers(0, 50, size=(333, 50))
+    expected = tuple(float(x) for x in np.percentile((b - a)[idx].mean(axis=1), [2.5, 97.5]))
+    monkeypatch.setattr(metrics, "BOOTSTRAP_BLOCK", 50 * 40)  # 40 resamples a block: 9 blocks, the last short
+    assert metrics.paired_bootstrap_ci(a, b, 333, seed=7) == expected

@@ -167,7 +167,8 @@ def models() -> None:
 
 
 def zoo_tiny(family: str = typer.Argument(..., help="A transformers model_type (llava, qwen2_vl, idefics3, ...), "
-                                         "or blip-2-t5 / instructblip-t5 for the Flan-T5 variants."),
+                                         "or blip-2-t5 / instructblip-t5 for the Flan-T5 variants, or llava-1.5-geometry "
+                                         "(336 px, 576 image tokens, LM 512 wide)."),
              out_dir: Path = typer.Option(..., "--out", help="Directory to write."),
              seed: int = typer.Option(0)) -> None:
     """Write a tiny random model of FAMILY with an offline processor (standard HF layout)."""

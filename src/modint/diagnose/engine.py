@@ -194,7 +194,19 @@ class Scorer:
                     for (s, c), r in zip(prepared, scored)]
         texts = self.adapter.generate(samples, max_new_tokens=self.config.max_new_tokens,
                                       repetition_penalty=self.config.repetition_penalty)
-        return [_record(s, c, None, self.adapter.parse(t, s), t) for (s, c), t in zip(prepared, texts)]
+        preds = [self.adapter.parse(t, s) for s, t in zip(samples, texts)]
+        # The published scoring retries an unparsed answer once. Greedy decoding would repeat the
+        # same text, so the retry lets the answer run on: twice the new tokens.
+        retry = [i for i, p in enumerate(preds) if p is None]
+        if retry:
+            again = self.adapter.generate([samples[i] for i in retry], max_new_tokens=2 * self.config.max_new_tokens,
+                                          repetition_penalty=self.config.repetition_penalty)
+            for i, text in zip(retry, again):
+                texts[i], preds[i] = text, self.adapter.parse(text, samples[i])
+        records = [_record(s, c, None, p, t) for (s, c), p, t in zip(prepared, preds, texts)]
+        for i in retry:
+            records[i]["retried"] = True
+        return records
 
     def _attack(self, condition: str, samples: list[Sample]) -> list[dict]:
         """Option-letter scores under PGD (generate scoring does not apply: the attack is on the

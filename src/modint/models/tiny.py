@@ -38,34 +38,48 @@ def _vicuna_tokenizer(chat_template: str | None = None):
     return tokenizer
 
 
-def _llama(tokenizer):
-    """The tiny Llama language model (LLaVA, LLaVA-NeXT, Idefics3, SmolVLM, InstructBLIP)."""
+def _llama(tokenizer, **sizes):
+    """The tiny Llama language model (LLaVA, LLaVA-NeXT, Idefics3, SmolVLM, InstructBLIP);
+    ``sizes`` override its sizes."""
     from transformers import LlamaConfig
 
-    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=HIDDEN, intermediate_size=2 * HIDDEN,
-                       num_hidden_layers=LAYERS, num_attention_heads=2, num_key_value_heads=2,
-                       max_position_embeddings=2048, **_special_ids(tokenizer))
+    settings = {**dict(hidden_size=HIDDEN, intermediate_size=2 * HIDDEN, num_hidden_layers=LAYERS, num_attention_heads=2,
+                       num_key_value_heads=2, max_position_embeddings=2048), **sizes}
+    return LlamaConfig(vocab_size=len(tokenizer), **settings, **_special_ids(tokenizer))
 
 
-def tiny_llava(seed: int = 0):
+def tiny_llava(seed: int = 0, image_size: int = TINY_IMAGE_SIZE, patch: int = TINY_PATCH, vision: dict | None = None,
+               text: dict | None = None):
     """A LLaVA-1.5-architecture model (CLIP vision tower, MLP projector, Llama LM) of ~100k
-    parameters, and its LlavaProcessor with a locally trained tokenizer."""
+    parameters, and its LlavaProcessor with a locally trained tokenizer. ``vision`` / ``text``
+    override the tower's and the LM's sizes."""
     from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlavaConfig, LlavaForConditionalGeneration,
                               LlavaProcessor)
 
     tokenizer = _vicuna_tokenizer(templates.LLAVA_VICUNA)
-    config = LlavaConfig(vision_config=CLIPVisionConfig(**_vision(projection_dim=HIDDEN)), text_config=_llama(tokenizer),
+    vision_config = {**_vision(projection_dim=HIDDEN), **(vision or {}), "image_size": image_size, "patch_size": patch}
+    config = LlavaConfig(vision_config=CLIPVisionConfig(**vision_config), text_config=_llama(tokenizer, **(text or {})),
                          image_token_id=tokenizer.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
                          vision_feature_select_strategy="default", projector_hidden_act="gelu")
     torch.manual_seed(seed)
     model = LlavaForConditionalGeneration(config).eval()
     image_processor = CLIPImageProcessorPil(
-        size={"shortest_edge": TINY_IMAGE_SIZE}, crop_size={"height": TINY_IMAGE_SIZE, "width": TINY_IMAGE_SIZE},
+        size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size},
         do_center_crop=True, image_mean=CLIP_MEAN, image_std=CLIP_STD)
-    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=TINY_PATCH,
+    processor = LlavaProcessor(image_processor=image_processor, tokenizer=tokenizer, patch_size=patch,
                                vision_feature_select_strategy="default", num_additional_image_tokens=1,
                                chat_template=tokenizer.chat_template)
     return model, processor
+
+
+def tiny_llava_15_geometry(seed: int = 0):
+    """LLaVA-1.5's geometry at a small depth: 336 px images in 14 px patches (576 image tokens
+    after the CLS token is dropped) before a Llama LM 512 wide (8 heads of 64, MLP 1376, 2 layers);
+    a 2-layer CLIP tower 128 wide. For measuring costs where the image prefix dominates, as it
+    does in LLaVA-1.5 (576 image tokens before a question of about 100)."""
+    return tiny_llava(seed, image_size=336, patch=14,
+                      vision=dict(hidden_size=128, intermediate_size=512, num_attention_heads=4),
+                      text=dict(hidden_size=512, intermediate_size=1376, num_attention_heads=8, num_key_value_heads=8))
 
 
 def tiny_llava_next(seed: int = 0):
@@ -350,13 +364,18 @@ TINY_BUILDERS: dict[str, Callable] = {"paligemma": tiny_paligemma, "blip-2": tin
                                       "blip-2-t5": tiny_blip_2_t5, "instructblip-t5": tiny_instructblip_t5}
 
 
+# Named variants of a family at other sizes (not one per family, so the per-family tests skip them).
+TINY_VARIANTS: dict[str, Callable] = {"llava-1.5-geometry": tiny_llava_15_geometry}
+
+
 def build_tiny(family: str, seed: int = 0):
-    """(model, processor) for a transformers ``model_type`` (or blip-2-t5 / instructblip-t5; "_"
-    may stand for "-": load_adapter turns tiny-random-blip-2-t5 into blip_2_t5); KeyError lists
-    the known ones."""
-    builder = TINY_BUILDERS.get(family) or TINY_BUILDERS.get(family.replace("_", "-"))
+    """(model, processor) for a transformers ``model_type`` (or blip-2-t5 / instructblip-t5, or a
+    variant of ``TINY_VARIANTS``; "_" may stand for "-": load_adapter turns tiny-random-blip-2-t5
+    into blip_2_t5); KeyError lists the known ones."""
+    builders = {**TINY_BUILDERS, **TINY_VARIANTS}
+    builder = builders.get(family) or builders.get(family.replace("_", "-"))
     if builder is None:
-        raise KeyError(f"no tiny builder for family {family!r}; known: {', '.join(sorted(TINY_BUILDERS))}")
+        raise KeyError(f"no tiny builder for family {family!r}; known: {', '.join(sorted(builders))}")
     return builder(seed=seed)
 
 
