@@ -55,7 +55,9 @@ def _run_with_kills(zygote: Zygote, argv: list[str], out: Path, progress_file: s
     points = []
     targets = sorted(rng.sample(range(total), kills))  # in order: each kill lands further into the work
     for k, target in enumerate(targets):
-        delay = rng.uniform(0, 0.3)
+        # The first kill comes as soon as its line count is reached: a small run can finish
+        # within any fixed delay, and at least one kill must land mid-run.
+        delay = rng.uniform(0, 0.3) if k else 0.0
         pid = zygote.start([*argv, "--out", out, *(resume_flag if k else ())], log)
         deadline = time.time() + 600
         while _lines(out / progress_file) < target and time.time() < deadline and zygote.running(pid):
