@@ -240,7 +240,7 @@ def _measure_group(adapter: Any, samples: list[Sample]) -> list[tuple[np.ndarray
     store: dict[str, Any] = {}
     with eager_attention(adapter.model), _capture(stack, store):
         logits = adapter.answer_logits(batch, output_attentions=True)
-    rows = torch.arange(len(samples))
+    rows = torch.arange(len(samples), device=batch.answer_index.device)
     position = torch.zeros_like(batch.answer_index) if stack.cross else batch.answer_index
     # [layers, B, K] attention of the answer position, averaged over heads
     attention = torch.stack([a[rows, :, position, :].float().mean(dim=1) for a in store["attentions"]])
