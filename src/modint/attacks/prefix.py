@@ -53,13 +53,17 @@ class CachedPrefix:
         if positions is not None:
             prefix["position_ids"] = positions[:, :, :split]
             suffix["position_ids"] = positions[:, :, split:]
-        with torch.no_grad():
-            out = adapter.model(**prefix, cache=None, use_cache=True, logits_to_keep=1)
-            embeds = adapter.embed(batch)[:, split:].float()
         answer = batch.answer_index - split
-        if int(answer.min()) < 0:
-            raise ValueError(f"a row has no text after its image (prefix of {split} tokens)")
-        return cls(adapter, split, _returned_cache(out), suffix, embeds, answer)
+        if split < 1 or int(answer.min()) < 0:
+            row = 0 if split < 1 else int(torch.argmin(answer))
+            raise ValueError(f"sample {batch.samples[row].id!r}: no image followed by text to split the prompt at")
+        with torch.no_grad():
+            embeds = adapter.embed(batch)
+            if embeds.shape[1] != inputs["input_ids"].shape[1]:
+                raise NotImplementedError(f"{adapter.spec.model_type}: the LLM input is not aligned with the token "
+                                          "ids (embedding-space masks need one embedding per input token)")
+            out = adapter.model(**prefix, cache=None, use_cache=True, logits_to_keep=1)
+        return cls(adapter, split, _returned_cache(out), suffix, embeds[:, split:].float(), answer)
 
     def answer_logits(self, embeds: torch.Tensor) -> torch.Tensor:
         """Answer-position logits [B, V] when the suffix's input embeddings are ``embeds``

@@ -259,8 +259,8 @@ def _cached_targets(adapter, samples: list[Sample]) -> list[tuple[list[int], _Em
 
 
 def _embed(adapter, samples, config, labels, sign, success_of, embed_text, share) -> list[AttackOutcome]:
-    cached = [i for i, s in enumerate(samples) if share and embed_text == "after_image"
-              and s.family == IMAGE_HEAVY and sharing_blocker(adapter) is None]
+    cache_prefix = share and embed_text == "after_image" and sharing_blocker(adapter) is None
+    cached = [i for i, s in enumerate(samples) if cache_prefix and s.family == IMAGE_HEAVY]
     full = [i for i in range(len(samples)) if i not in cached]
     groups = _cached_targets(adapter, [samples[i] for i in cached]) if cached else []
     groups = [([cached[j] for j in rows], target) for rows, target in groups]
