@@ -297,6 +297,16 @@ def test_a_cached_attack_ends_where_the_full_forwards_do(family, tiny_llava_adap
     assert any(abs(c.probs - s.probs).max() > 1e-3 for c, s in zip(cached, clean))  # the attack moved something
 
 
+def test_a_prefix_without_text_after_it_is_refused_naming_the_sample(tiny_llava_adapter):
+    from modint.attacks.prefix import CachedPrefix
+
+    samples = _image_heavy_samples()[:2]
+    batch = tiny_llava_adapter.encode(samples)
+    end = int(batch.inputs["attention_mask"][1].sum())  # sample img-b is the shorter
+    with pytest.raises(ValueError, match="sample 'img-b': no image followed by text"):
+        CachedPrefix.build(tiny_llava_adapter, batch, end)
+
+
 def test_a_family_without_prefix_sharing_attacks_through_full_forwards(attack_samples):
     from modint.models.adapter import VLMAdapter
     from modint.models.tiny import build_tiny
