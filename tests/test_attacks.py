@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from modint.attacks import PGDConfig, pgd
-from modint.attacks.vlm import attack, irrelevant_mask
+from modint.attacks.vlm import attack, attack_mask, irrelevant_mask
 from modint.data.sample import Sample
 
 from conftest import make_image
@@ -135,25 +135,34 @@ def test_pixel_attack_raises_the_gold_loss(tiny_llava_adapter, attack_samples):
     assert sum(gold_attacked) < sum(gold_clean)
 
 
-def test_embed_attack_is_masked_to_the_irrelevant_modality(tiny_llava_adapter, attack_samples):
+@pytest.mark.parametrize("embed_text", ["after_image", "all"])
+def test_embed_attack_is_masked_to_the_irrelevant_modality(tiny_llava_adapter, attack_samples, embed_text):
     adapter = tiny_llava_adapter
     batch = adapter.encode(attack_samples)
-    mask = irrelevant_mask(batch, attack_samples)
+    mask = attack_mask(batch, attack_samples, embed_text)
     real = batch.inputs["attention_mask"].bool()
-    assert torch.equal(mask[0], batch.image_token_mask[0])  # text-heavy: the image tokens
-    assert torch.equal(mask[2], real[2] & ~batch.image_token_mask[2])  # image-heavy: the text
+    image = batch.image_token_mask
+    assert torch.equal(mask[0], image[0])  # text-heavy: the image tokens
+    text = real[2] & ~image[2]  # image-heavy: the text, after the image unless "all"
+    after = torch.arange(text.shape[0]) > int(torch.nonzero(image[2]).max())
+    header = text & ~after
+    assert header.sum() == int(torch.nonzero(image[2]).min()) > 0  # the chat header: every token before the image
+    assert torch.equal(mask[2], text if embed_text == "all" else text & after)
+    assert torch.equal(irrelevant_mask(batch, attack_samples)[2], text)  # what training perturbs: unchanged
     clean_embeds = adapter.embed(batch)
     seen = []  # what the language model was actually fed (after every pre-hook)
     handle = adapter.language_model().register_forward_hook(
         lambda m, args, kwargs, out: seen.append(kwargs["inputs_embeds"].detach().clone()), with_kwargs=True)
-    try:
-        attack(adapter, attack_samples, "embed", PGDConfig(eps=0.5, steps=2, random_start=True))
+    try:  # full forwards, so the language model sees whole prompts
+        attack(adapter, attack_samples, "embed", PGDConfig(eps=0.5, steps=2, random_start=True),
+               embed_text=embed_text, share=False)
     finally:
         handle.remove()
     final = seen[-1]  # the last forward is the scored one
     moved = (final - clean_embeds).abs().amax(-1) > 0
     assert torch.all(moved <= mask), "embedding moved outside the irrelevant modality"
-    assert moved.any()
+    assert moved[0].any() and moved[2, after].any()
+    assert moved[2, header].any() == (embed_text == "all")
 
 
 def test_attack_is_deterministic_and_leaves_the_model_alone(tiny_llava_adapter, attack_samples):
@@ -209,6 +218,128 @@ def test_pixel_and_embed_attacks_on_other_families(family, attack_samples):
     embed = attack(adapter, attack_samples, "embed", PGDConfig(eps=0, steps=1))
     for c, o in zip(adapter.score(attack_samples), embed):
         np.testing.assert_allclose(o.probs, c.probs, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the cached image prefix
+
+def _image_heavy_samples():
+    """Image-heavy samples of different lengths and image sizes (Qwen: different prefix lengths)."""
+    return [
+        Sample("img-a", "image_heavy", "What shape is shown?", ("circle", "square", "star", "cross"), 2,
+               make_image(5), context="The picture seems to show a circle."),
+        Sample("img-b", "image_heavy", "Which?", ("a", "b", "c"), 0, make_image(6, (48, 48))),
+        Sample("img-c", "image_heavy", "Name the object.", ("cup", "pen"), 1, make_image(7)),
+    ]
+
+
+def _family_adapter(family, tiny_llava_adapter):
+    from modint.models.adapter import VLMAdapter
+    from modint.models.tiny import build_tiny
+
+    if family == "llava":
+        return tiny_llava_adapter
+    model, processor = build_tiny(family, seed=0)
+    return VLMAdapter(model.float().eval(), processor)
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_the_cached_prefix_gives_the_full_forwards_loss_and_gradient(family, tiny_llava_adapter):
+    from modint.attacks.prefix import CachedPrefix, text_start
+    from modint.attacks.vlm import _option_loss
+
+    adapter = _family_adapter(family, tiny_llava_adapter)
+    samples = _image_heavy_samples()[:2] if family == "llava" else _image_heavy_samples()[1:2]
+    batch = adapter.encode(samples)
+    split = text_start(batch, 0)
+    assert all(text_start(batch, i) == split for i in range(len(samples)))
+    prefix = CachedPrefix.build(adapter, batch, split)
+    full = adapter.embed(batch).float()
+    torch.testing.assert_close(prefix.embeds, full[:, split:])
+    labels, sign = torch.tensor([s.answer for s in samples]), torch.ones(len(samples))
+    delta = 0.5 * full.pow(2).mean().sqrt() * torch.randn(prefix.embeds.shape, generator=torch.Generator().manual_seed(0))
+    delta = delta * prefix.suffix_inputs["attention_mask"][:, split:, None]
+
+    def loss_and_grad(logits_of):
+        d = delta.clone().requires_grad_(True)
+        loss = _option_loss(adapter, logits_of(d), samples, labels, sign)
+        (grad,) = torch.autograd.grad(loss.sum(), d)
+        return loss.detach(), grad
+
+    padded = lambda d: torch.cat([torch.zeros_like(full[:, :split]), d], dim=1)  # noqa: E731
+    cached = loss_and_grad(lambda d: prefix.answer_logits(prefix.embeds + d))
+    reference = loss_and_grad(lambda d: adapter.answer_logits_from_embeds(batch, full + padded(d)))
+    assert cached[0].abs().min() > 0.1 and cached[1].abs().max() > 0  # a real loss and gradient
+    torch.testing.assert_close(cached[0], reference[0], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(cached[1], reference[1], atol=1e-6, rtol=1e-3)
+    # Copies of the cache are appended to, never the cache itself: a second call agrees.
+    torch.testing.assert_close(prefix.answer_logits(prefix.embeds), prefix.answer_logits(prefix.embeds))
+
+
+@pytest.mark.parametrize("family", ["llava", "qwen2_vl"])
+def test_a_cached_attack_ends_where_the_full_forwards_do(family, tiny_llava_adapter, attack_samples):
+    import modint.attacks.prefix as prefix_module
+
+    adapter = _family_adapter(family, tiny_llava_adapter)
+    samples = _image_heavy_samples() + attack_samples[:1]  # a text-heavy row keeps the full path
+    cfg = PGDConfig(eps=0.3, steps=3, restarts=2, seed=2)
+    built = []
+    original = prefix_module.CachedPrefix.build
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(prefix_module.CachedPrefix, "build",
+                   classmethod(lambda cls, *a: built.append(a[2]) or original(*a)))
+        cached = attack(adapter, samples, "embed", cfg)
+    assert built, "the cached path did not run"
+    full = attack(adapter, samples, "embed", cfg, share=False)
+    for c, f in zip(cached, full):
+        np.testing.assert_allclose(c.probs, f.probs, atol=1e-5, rtol=0)
+        assert c.pred == f.pred and c.perturbation == pytest.approx(f.perturbation, abs=1e-6)
+    clean = adapter.score(samples)
+    assert any(abs(c.probs - s.probs).max() > 1e-3 for c, s in zip(cached, clean))  # the attack moved something
+
+
+def test_a_prefix_without_text_after_it_is_refused_naming_the_sample(tiny_llava_adapter):
+    from modint.attacks.prefix import CachedPrefix
+
+    samples = _image_heavy_samples()[:2]
+    batch = tiny_llava_adapter.encode(samples)
+    end = int(batch.inputs["attention_mask"][1].sum())  # sample img-b is the shorter
+    with pytest.raises(ValueError, match="sample 'img-b': no image followed by text"):
+        CachedPrefix.build(tiny_llava_adapter, batch, end)
+
+
+def test_a_family_without_prefix_sharing_attacks_through_full_forwards(attack_samples):
+    from modint.models.adapter import VLMAdapter
+    from modint.models.tiny import build_tiny
+
+    model, processor = build_tiny("paligemma", seed=0)
+    adapter = VLMAdapter(model.float().eval(), processor)
+    samples = _image_heavy_samples()[:2]
+    cfg = PGDConfig(eps=0.3, steps=2, seed=2)
+    for c, f in zip(attack(adapter, samples, "embed", cfg), attack(adapter, samples, "embed", cfg, share=False)):
+        np.testing.assert_array_equal(c.probs, f.probs)
+
+
+def test_an_attack_run_batches_samples_and_its_records_do_not_depend_on_the_batch_size(tmp_path, tiny_llava_adapter,
+                                                                                      attack_samples):
+    from modint.diagnose.engine import DiagnoseConfig, _batches, plan, run_diagnosis
+    from modint.diagnose.rundir import RECORDS, read_records
+
+    samples = _image_heavy_samples() + attack_samples[:2]
+    conditions = ["clean", "noise_image", "pgd_embed@0.2", "pgd_embed@0.5"]
+    runs = {}
+    for size in (1, 4):
+        config = DiagnoseConfig(conditions=conditions, batch_size=size, batch_unit="samples",
+                                attack={"steps": 3, "step_rule": "sign", "restarts": 1}, n_boot=10)
+        groups, _ = plan(samples, config)
+        assert [len({it.sample.id for it in b}) for b in _batches(groups, size, "samples")] == \
+            ([1] * 5 if size == 1 else [4, 1])  # whole samples, this many to a batch
+        run_diagnosis(tiny_llava_adapter, samples, tmp_path / str(size), config)
+        runs[size] = {(r["id"], r["condition"]): r for r in read_records(tmp_path / str(size) / RECORDS)}
+    assert runs[1].keys() == runs[4].keys() and len(runs[1]) == 5 * 3
+    for key, one in runs[1].items():
+        four = runs[4][key]
+        assert one["pred"] == four["pred"], key
+        np.testing.assert_allclose(one["probs"], four["probs"], atol=2e-5, rtol=0)
 
 
 # ------------------------------------------------------------------ eps sweeps

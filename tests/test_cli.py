@@ -25,6 +25,7 @@ def run(*args):
     (["diagnose", "--pgd-step-rule", "adam", "--out", "x"], "unknown step rule"),
     (["attack", "--space", "audio", "--out", "x"], "unknown attack space 'audio'"),
     (["attack", "--pixel-eps", "1,two", "--out", "x"], "--pixel-eps must be comma-separated numbers"),
+    (["attack", "--embed-text", "header", "--out", "x"], "unknown --embed-text 'header'"),
 ])
 def test_user_mistakes_exit_2_with_one_line(args, message, tmp_path):
     # --out is claimed before the mistake is found: never in the checkout
@@ -65,6 +66,8 @@ def test_attack_writes_robustness_curves(tmp_path):
     assert [p["eps"] for p in curve["points"]] == [0, 8] and all(p["n"] == 3 for p in curve["points"])
     assert len(list((tmp_path / "adversarial").glob("*.png"))) == 6
     assert "attack success" in result.stdout
+    config = json.loads((tmp_path / "manifest.json").read_text())["config"]
+    assert (config["batch_unit"], config["embed_text"]) == ("samples", "after_image")  # --batch-size counts samples
 
 
 def test_usage_errors_turn_bad_names_into_one_line_and_exit_2(capsys):

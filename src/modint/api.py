@@ -176,8 +176,8 @@ def train_and_diagnose(adapter: Any, samples: Sequence[Sample], out_dir: str | P
     return model_dir, summaries
 
 
-def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config: PGDConfig | None = None
-           ) -> list[AttackOutcome]:
+def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config: PGDConfig | None = None,
+           embed_text: str = "after_image", share: bool = True) -> list[AttackOutcome]:
     """Projected gradient descent on the irrelevant modality of each sample.
 
     Args:
@@ -188,6 +188,12 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config
             ``"embed"`` (the irrelevant modality's input embeddings of the language model).
         config: eps (pixel: in 1/255; embed: relative to the embeddings' RMS), steps, step rule,
             restarts, targeted (``PGDConfig``; default: eps 0.1, 10 sign steps).
+        embed_text: which text of an image-heavy sample the embedding attack perturbs:
+            ``"after_image"`` (the sample's text, after its image) or ``"all"`` (the chat header
+            before the image too).
+        share: with ``"after_image"``, compute the header + image prefix once per batch and run
+            the PGD iterations on the text after it (same result within float error); False:
+            full forwards.
 
     Returns:
         One ``AttackOutcome`` per sample: option probabilities and prediction under the attack,
@@ -199,4 +205,5 @@ def attack(adapter: Any, samples: Sequence[Sample], space: str = "embed", config
             without an image, or a bad config.
     """
     decoded = [s.replace(image=load_image(s)) for s in samples]
-    return _attacks.attack(adapter, decoded, space, config or PGDConfig(eps=0.1))
+    return _attacks.attack(adapter, decoded, space, config or PGDConfig(eps=0.1), embed_text=embed_text,
+                           share=share)

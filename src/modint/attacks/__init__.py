@@ -8,8 +8,9 @@ say what delta is added to:
 - ``pixel``: the raw image in [0, 1] (text-heavy samples: the image is the irrelevant modality),
   through the family's differentiable preprocessing, so the result is a real image; eps in /255;
 - ``embed``: the language model's input embeddings after the image features are merged in,
-  masked to the irrelevant modality's positions (image-heavy: the text tokens; text-heavy: the
-  image tokens); eps relative to the RMS of the embeddings being perturbed.
+  masked to the irrelevant modality's positions (image-heavy: the text tokens, in diagnosis by
+  default only those after the image, ``modint.attacks.vlm.attack``; text-heavy: the image
+  tokens); eps relative to the RMS of the embeddings being perturbed.
 
 Step rules: ``sign`` (L-inf PGD, Madry et al.), ``l2`` (normalised gradient step, projection
 onto the L2 ball of radius eps * sqrt(number of perturbed elements), so eps is a per-element

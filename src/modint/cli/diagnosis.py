@@ -91,10 +91,17 @@ def attack(
     step_rule: str = typer.Option("sign", help="sign (L-inf), l2, or raw (the published step)."),
     restarts: int = typer.Option(1, min=1, help="Random restarts (a sample keeps its most successful one)."),
     targeted: bool = typer.Option(False, help="Toward the most likely wrong option."),
+    embed_text: str = typer.Option("after-image", help="Image-heavy embed attacks: after-image (the sample's text, "
+                                   "what follows its image) or all (every text token, the chat header before the "
+                                   "image included: the mask used before 2026-12-02)."),
     save_images: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
-    share: bool = SHARE_OPTION,
+    share: bool = typer.Option(True, "--share/--no-share", help="Compute each shared prompt prefix (header + image) "
+                               "once: letter scoring, and every PGD iteration of an after-image embed attack; "
+                               "--no-share: full forwards (the reference path)."),
     limit: Optional[int] = LIMIT_OPTION,
-    batch_size: int = typer.Option(16, min=1, help="Samples per attack batch."),
+    batch_size: int = typer.Option(16, min=1, help="Samples per batch: each attack condition runs PGD over up to "
+                                   "this many samples at once (lower it if memory runs short). Results do not "
+                                   "depend on it: random starts are drawn per sample."),
     seed: int = typer.Option(0, help="Seed for random starts (per sample) and bootstrap CIs."),
     out_dir: Path = typer.Option(Path("runs/attack"), "--out", help="Run directory (re-running resumes)."),
     device: str = DEVICE_OPTION,
@@ -124,9 +131,12 @@ def attack(
         conditions += [f"pgd_{name}@{v:g}" for v in values]
     families = {"text_heavy"} | ({"image_heavy"} if "embed" in spaces else set())
     conditions = [REFERENCE_CONDITION[f] for f in sorted(families)] + conditions
+    if embed_text not in ("after-image", "all"):
+        usage_error(f"unknown --embed-text {embed_text!r}; use after-image or all")
     config = DiagnoseConfig(conditions=conditions, seed=seed, batch_size=batch_size,
                             attack={"steps": steps, "step_rule": step_rule, "restarts": restarts, "targeted": targeted},
-                            save_adversarial=save_images, share=share)
+                            save_adversarial=save_images, share=share, embed_text=embed_text.replace("-", "_"),
+                            batch_unit="samples")
     summary = _run(config, model, benchmark, split, limit, out_dir, device, dtype, device_map, trust_remote_code,
                    keep=lambda s: s.family in families)
     if summary and not quiet:

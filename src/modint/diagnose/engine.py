@@ -54,6 +54,12 @@ class DiagnoseConfig:
     prefix_cache_mb: int = 256  # memory bound of the cached prefixes' keys and values
     # per-record reliance measures (modint.diagnose.reliance); letter scoring, heuristic conditions
     reliance: bool = False
+    # embedding attacks on image-heavy samples: the text after the image (after_image) or all of
+    # it, chat header included (all); modint.attacks.vlm.attack
+    embed_text: str = "after_image"
+    # what batch_size counts: work items (one per sample and condition) or whole samples (each
+    # attack condition then runs PGD over up to batch_size samples at once)
+    batch_unit: str = "inputs"
 
     def check(self) -> None:
         if self.scoring not in SCORING_MODES:
@@ -66,6 +72,10 @@ class DiagnoseConfig:
             raise ValueError("prefix cache size must be >= 0 MB")
         if self.reliance and self.scoring != "letters":
             raise ValueError("reliance measures read option-letter scores: use --scoring letters")
+        if self.embed_text not in ("after_image", "all"):
+            raise ValueError(f"unknown embed text {self.embed_text!r}; use after_image or all")
+        if self.batch_unit not in ("inputs", "samples"):
+            raise ValueError(f"unknown batch unit {self.batch_unit!r}; use inputs or samples")
         if self.pool_part not in ("train", "eval"):
             raise ValueError(f"unknown pool part {self.pool_part!r}; use train or eval")
         from modint.attacks import PGDConfig
@@ -217,7 +227,8 @@ class Scorer:
         cond = get_condition(condition)
         pgd = PGDConfig(eps=cond.parameters["eps"], seed=self.config.seed, **self.config.attack)
         records = []
-        for s, outcome in zip(samples, attack(self.adapter, samples, cond.attack_space, pgd)):
+        for s, outcome in zip(samples, attack(self.adapter, samples, cond.attack_space, pgd,
+                                              embed_text=self.config.embed_text, share=self.config.share)):
             rec = _record(s, condition, [round(float(p), 6) for p in outcome.probs], outcome.pred, None)
             rec.update({"attack_space": cond.attack_space, "eps": pgd.eps, "attack_target": outcome.target,
                         "perturbation": round(outcome.perturbation, 6)})
@@ -324,14 +335,17 @@ def _run_batch(batch: list[_Item], scorer: Scorer, config: DiagnoseConfig, pools
     return [records[i] for i in range(len(batch))]
 
 
-def _batches(groups: list[list[_Item]], batch_size: int) -> list[list[_Item]]:
-    """Pack whole sample groups into batches of about ``batch_size`` items."""
-    batches, current = [], []
+def _batches(groups: list[list[_Item]], batch_size: int, unit: str = "inputs") -> list[list[_Item]]:
+    """Pack whole sample groups into batches of about ``batch_size`` items, or of ``batch_size``
+    samples (``unit="samples"``)."""
+    batches, current, n_samples = [], [], 0  # a group holds one sample's items
     for group in groups:
-        if current and len(current) + len(group) > batch_size:
+        full = n_samples >= batch_size if unit == "samples" else len(current) + len(group) > batch_size
+        if current and full:
             batches.append(current)
-            current = []
+            current, n_samples = [], 0
         current.extend(group)
+        n_samples += 1
     if current:
         batches.append(current)
     return batches
@@ -380,7 +394,7 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
             produced += len(invalid)
             if progress:
                 progress(produced, total)
-        for batch in _batches(todo, config.batch_size):
+        for batch in _batches(todo, config.batch_size, config.batch_unit):
             writer.write_many(_run_batch(batch, scorer, config, pools))
             produced += len(batch)
             if progress:
