@@ -33,8 +33,11 @@ def vision_towers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def _frozen_and_deterministic(module: torch.nn.Module) -> bool:
-    if any(p.requires_grad for p in module.parameters()):
-        return False
+    return not any(p.requires_grad for p in module.parameters()) and deterministic(module)
+
+
+def deterministic(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s forward is a function of its inputs (no dropout active)."""
     if not module.training:
         return True
     config = getattr(module, "config", None)  # attention dropout is functional: read from the config
