@@ -194,7 +194,7 @@ def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfi
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
               step: int, reference: Callable[[], ContextManager] | None = None,
-              adversary: FreeAdversary | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+              adversary: FreeAdversary | None = None, share: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
     which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0).
     ``adversary``: carries the perturbation across steps under ``adv_mode=free`` (call its
@@ -203,13 +203,15 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
     Anchors, their views and their adversarial views run together, in buckets of similar length
     (``mitigate.forward``): the adversarial rows are copies of the attacked anchors whose merged
     input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model.
-    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``)."""
+    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``);
+    rows that share the chat header and image compute it once (``mitigate.shared_prefix``; ``share``
+    False computes every row whole, the same numbers)."""
     with encode_each_image_once(adapter.model):
-        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
+        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary, share)
 
 
 def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int, step: int,
-               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None
+               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None, share: bool
                ) -> tuple[torch.Tensor, dict[str, float]]:
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
@@ -218,7 +220,7 @@ def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools:
     n = len(sequences)
     rows = sequences + [sequences[r] for r in attacked]
     make_delta = _adversarial_deltas(adapter, rows[n:], cfg, step, adversary) if attacked else None
-    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta)
+    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta, share)
     loss = ce = states.ce(range(n))
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
