@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from modint.data.mini import load_mini
-from modint.mitigate.forward import bucketed_states
+from modint.mitigate.forward import bucketed_states, select_rows
 from modint.mitigate.shared_prefix import prefix_sharing_blocker, shared_prefix_groups
 from modint.mitigate.train import TrainConfig, build_sequences, prepare_trainable
 from modint.models.adapter import VLMAdapter
@@ -106,3 +106,21 @@ def test_active_dropout_in_the_language_model_blocks_sharing():
     assert "dropout" in prefix_sharing_blocker(adapter)
     adapter.model.eval()  # not training: dropout is off
     assert prefix_sharing_blocker(adapter) is None
+
+
+@pytest.mark.parametrize("family", ["llava", "gemma3", "idefics3", "blip-2-t5"])
+def test_selected_rows_are_what_encoding_them_again_gives(rows, family):
+    model, processor = build_tiny(family, seed=0)
+    adapter = VLMAdapter(model.float(), processor)
+    batch = adapter.encode(rows, with_answers=True)
+    index = [14, 0, 6]  # a VQA anchor, an image-heavy anchor, a text-heavy anchor: not the longest rows
+    chosen = select_rows(batch, index)
+    if family in ("idefics3", "blip-2-t5"):  # tiles per row; labels on the decoder side
+        assert chosen is None
+        return
+    again = adapter.encode([rows[i] for i in index], with_answers=True)
+    assert chosen.inputs.keys() == again.inputs.keys() and chosen.samples == again.samples
+    for name in again.inputs:
+        torch.testing.assert_close(chosen.inputs[name], again.inputs[name], rtol=0, atol=0)
+    for name in ("labels", "image_token_mask", "answer_index"):
+        torch.testing.assert_close(getattr(chosen, name), getattr(again, name), rtol=0, atol=0)

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from modint.mitigate.objectives import answer_positions
+from modint.models.adapter import EncodedBatch
+from modint.models.sharing import PER_POSITION
 
 BUCKET_GROWTH = 1.25  # a bucket takes rows up to this many times its shortest one
 
@@ -88,6 +90,26 @@ class AnswerStates:
         return AnswerStates(logits, targets, hidden)
 
 
+def select_rows(batch: EncodedBatch, index: Sequence[int]) -> EncodedBatch | None:
+    """Rows ``index`` of ``batch`` (right-padded), trimmed to their longest: what encoding their
+    samples again would give. None when the inputs are not laid out one row per sample (flattened
+    patches, tiles, rows without an image): then encode them again."""
+    rows, width = len(batch.samples), batch.inputs["attention_mask"].shape[1]
+    if "decoder_input_ids" in batch.inputs:  # labels follow the decoder, not the trimmed prompt
+        return None
+    for name, value in batch.inputs.items():
+        if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != rows:
+            return None
+        if name not in PER_POSITION and (value.dim() == 2 and value.shape[1] == width
+                                         or name == "pixel_values" and value.dim() != 4):
+            return None  # an input of unknown layout, or several images per row
+    at = torch.tensor(list(index), device=batch.inputs["attention_mask"].device)
+    keep = int(batch.inputs["attention_mask"][at].sum(1).max())
+    inputs = {k: v[at, :keep] if k in PER_POSITION else v[at] for k, v in batch.inputs.items()}
+    return EncodedBatch(inputs, batch.answer_index[at], batch.image_token_mask[at, :keep],
+                        [batch.samples[i] for i in index], None if batch.labels is None else batch.labels[at, :keep])
+
+
 def answer_states(adapter: Any, batch: Any, shift: bool = True, hidden: bool = False,
                   edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
                   embeds: torch.Tensor | None = None, **forward_kwargs: Any) -> AnswerStates:
@@ -128,7 +150,7 @@ def bucketed_states(adapter: Any, rows: list[Any], n: int, shift: bool = True, h
     parts = shared_states(adapter, batch, rows, groups, shift, hidden) if groups else []
     for index in buckets:
         samples = [rows[i] for i in index]
-        sub = batch if len(index) == len(rows) else adapter.encode(samples, with_answers=True)
+        sub = batch if len(index) == len(rows) else select_rows(batch, index) or adapter.encode(samples, with_answers=True)
         local = [k for k, i in enumerate(index) if i >= n]
         edit = None
         if local and make_delta is not None:

@@ -29,7 +29,7 @@ from typing import Any, Sequence
 
 import torch
 
-from modint.mitigate.forward import AnswerStates, answer_states, length_buckets
+from modint.mitigate.forward import AnswerStates, answer_states, length_buckets, select_rows
 from modint.mitigate.vision_cache import deterministic
 from modint.models.adapter import EncodedBatch
 from modint.models.sharing import PER_POSITION, sharing_blocker
@@ -101,9 +101,10 @@ def _cache_rows(cache: Any, index: torch.Tensor) -> Any:
     return expanded
 
 
-def _prefix_cache(adapter: Any, leaders: list[Any], split: int) -> Any:
-    """The key/value cache (with its graph) of the first ``split`` tokens of each of ``leaders``."""
-    inputs = dict(adapter.encode(leaders).inputs)
+def _prefix_cache(adapter: Any, batch: EncodedBatch, rows: Sequence[Any], leaders: list[int], split: int) -> Any:
+    """The key/value cache (with its graph) of the first ``split`` tokens of rows ``leaders``."""
+    chosen = select_rows(batch, leaders)
+    inputs = dict(chosen.inputs if chosen is not None else adapter.encode([rows[i] for i in leaders]).inputs)
     for name in PER_POSITION:
         if name in inputs:
             inputs[name] = inputs[name][:, :split]
@@ -139,7 +140,7 @@ def shared_states(adapter: Any, batch: EncodedBatch, rows: Sequence[Any], groups
     parts = []
     for split in sorted({g.split for g in groups}):
         same = [g for g in groups if g.split == split]
-        cache = _prefix_cache(adapter, [rows[g.rows[0]] for g in same], split)
+        cache = _prefix_cache(adapter, batch, rows, [g.rows[0] for g in same], split)
         members = [(i, k) for k, g in enumerate(same) for i in g.rows]
         for bucket in length_buckets([int(lengths[i]) - split for i, _ in members]):
             index = [members[b][0] for b in bucket]
