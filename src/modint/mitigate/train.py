@@ -39,6 +39,7 @@ from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, per
 from modint.mitigate.forward import answer_states, bucketed_states
 from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
+from modint.mitigate.shared_prefix import prefix_sharing_blocker
 from modint.mitigate.trainable import prepare_trainable, reference_model
 from modint.mitigate.vision_cache import encode_each_image_once
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
@@ -338,6 +339,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
     reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
+    if (no_sharing := prefix_sharing_blocker(adapter)) is not None:
+        log.info("every row of a step computed whole (no shared prefixes): %s", no_sharing)
     adversary = FreeAdversary(cfg, derive_seed("train-free", cfg.seed, rank)) if cfg.adv_mode == "free" else None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))
