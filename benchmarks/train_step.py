@@ -5,7 +5,12 @@ so a change of machine load hits all of them alike; the figures are medians over
 ``--unshared`` adds the exact and free steps with every row computed whole (no shared prefixes,
 ``step_loss(share=False)``) to the same rotation: the saving measured under one load.
 
-Usage: python benchmarks/train_step.py [--model M] [--preset NAME] [--repeats N] [--pgd-steps K] [--unshared] [--json]
+``--clock cpu`` times the CPU seconds of this process (all its threads) instead of the wall clock:
+on a machine other jobs contend for, the wall clock counts the waits for a core, which slow the
+small SFT step more than the large ones; the CPU time counts the work (use it with ``--threads 1``).
+
+Usage: python benchmarks/train_step.py [--model M] [--preset NAME] [--repeats N] [--pgd-steps K] [--unshared]
+       [--clock wall|cpu] [--json]
 
 Settings: TrainConfig's defaults (the published recipe: full fine-tune, quotas 2:2:4), or a
 training preset (``--preset demo``: LoRA, quotas 2:4:2, two switched views, preservation).
@@ -43,6 +48,7 @@ def main() -> None:
     ap.add_argument("--pgd-steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--unshared", action="store_true", help="also time the steps without shared prefixes")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall clock or this process's CPU time")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args()
     import torch
@@ -62,9 +68,10 @@ def main() -> None:
     cfg = runs["sft"][0]
     anchors = [samples[i] for i in next(iter(QuotaBatchSampler([s.family for s in samples], cfg.quotas)))]
     times: dict[str, list[float]] = {mode: [] for mode in modes}
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     for r in range(args.repeats + 1):  # the first is a warm-up
         for mode, (cfg, adapter, opt, reference, adversary) in runs.items():
-            start = time.perf_counter()
+            start = clock()
             loss, _ = step_loss(adapter, anchors, cfg, pools, 0, r, reference, adversary,
                                 share=not mode.endswith("_unshared"))
             opt.zero_grad(set_to_none=True)
@@ -73,13 +80,13 @@ def main() -> None:
                 adversary.ascend()
             opt.step()
             if r:
-                times[mode].append(time.perf_counter() - start)
+                times[mode].append(clock() - start)
     med = {mode: statistics.median(t) for mode, t in times.items()}
     result = {"sft_s": round(med["sft"], 4), "aug_kl_pgd_s": round(med["aug_kl_pgd"], 4),
               "ratio": round(med["aug_kl_pgd"] / med["sft"], 3), "free_s": round(med["free"], 4),
               "free_ratio": round(med["free"] / med["sft"], 3), "model": args.model, "preset": args.preset,
               "pgd_steps": args.pgd_steps, "repeats": args.repeats, "threads": torch.get_num_threads(),
-              "anchors": len(anchors)}
+              "anchors": len(anchors), "clock": args.clock}
     for mode in UNSHARED if args.unshared else ():
         result[f"{mode}_s"] = round(med[mode], 4)
         result[f"{mode}_ratio"] = round(med[mode] / med["sft"], 3)
