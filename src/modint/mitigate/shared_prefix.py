@@ -144,7 +144,7 @@ def shared_states(adapter: Any, batch: EncodedBatch, rows: Sequence[Any], groups
         members = [(i, k) for k, g in enumerate(same) for i in g.rows]
         for bucket in length_buckets([int(lengths[i]) - split for i, _ in members]):
             index = [members[b][0] for b in bucket]
-            expanded = _cache_rows(cache, torch.tensor([members[b][1] for b in bucket]))
+            expanded = _cache_rows(cache, torch.tensor([members[b][1] for b in bucket], device=batch.labels.device))
             suffix = _suffix_batch(batch, index, split, pad)
             parts.append((index, answer_states(adapter, suffix, shift, hidden=hidden, cache=expanded,
                                                use_cache=True)))
