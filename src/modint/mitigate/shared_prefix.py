@@ -49,7 +49,7 @@ def prefix_sharing_blocker(adapter: Any) -> str | None:
     if reason is not None:
         return reason
     if adapter.spec.text_only_via_language_model:
-        return "Q-Former family: rows without pixels go to the language model alone"
+        return "Q-Former family: a suffix carries no pixels, and such rows go to its language model alone"
     inner = getattr(getattr(adapter.model, "get_base_model", lambda: adapter.model)(), "model", None)
     if getattr(inner, "get_rope_index", None) is not None:
         return "multimodal RoPE: a suffix's position ids follow the image grid"
