@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from modint.mitigate.objectives import answer_positions
+from modint.models.adapter import EncodedBatch
+from modint.models.sharing import PER_POSITION
 
 BUCKET_GROWTH = 1.25  # a bucket takes rows up to this many times its shortest one
 
@@ -88,14 +90,35 @@ class AnswerStates:
         return AnswerStates(logits, targets, hidden)
 
 
+def select_rows(batch: EncodedBatch, index: Sequence[int]) -> EncodedBatch | None:
+    """Rows ``index`` of ``batch`` (right-padded), trimmed to their longest: what encoding their
+    samples again would give. None when the inputs are not laid out one row per sample (flattened
+    patches, tiles, rows without an image): then encode them again."""
+    rows, width = len(batch.samples), batch.inputs["attention_mask"].shape[1]
+    if "decoder_input_ids" in batch.inputs:  # labels follow the decoder, not the trimmed prompt
+        return None
+    for name, value in batch.inputs.items():
+        if not isinstance(value, torch.Tensor) or value.dim() == 0 or value.shape[0] != rows:
+            return None
+        if name not in PER_POSITION and (value.dim() == 2 and value.shape[1] == width
+                                         or name == "pixel_values" and value.dim() != 4):
+            return None  # an input of unknown layout, or several images per row
+    at = torch.tensor(list(index), device=batch.inputs["attention_mask"].device)
+    keep = int(batch.inputs["attention_mask"][at].sum(1).max())
+    inputs = {k: v[at, :keep] if k in PER_POSITION else v[at] for k, v in batch.inputs.items()}
+    return EncodedBatch(inputs, batch.answer_index[at], batch.image_token_mask[at, :keep],
+                        [batch.samples[i] for i in index], None if batch.labels is None else batch.labels[at, :keep])
+
+
 def answer_states(adapter: Any, batch: Any, shift: bool = True, hidden: bool = False,
                   edit: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                  embeds: torch.Tensor | None = None) -> AnswerStates:
+                  embeds: torch.Tensor | None = None, **forward_kwargs: Any) -> AnswerStates:
     """One forward of ``batch`` (encoded with answers) keeping only the answer-predicting
-    positions. ``edit`` / ``embeds``: as ``VLMAdapter.forward``'s ``edit_embeds`` / ``embeds``."""
+    positions. ``edit`` / ``embeds``: as ``VLMAdapter.forward``'s ``edit_embeds`` / ``embeds``;
+    ``forward_kwargs`` go to the model (a key/value cache the batch continues)."""
     positions = answer_positions(batch.labels, shift)
     targets = [batch.labels[i, torch.nonzero(row != -100).flatten()] for i, row in enumerate(batch.labels)]
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, Any] = dict(forward_kwargs)
     columns = positions
     if not adapter.encoder_decoder:  # the decoder-only LM head runs on the kept positions only
         keep = torch.unique(torch.cat(positions)) if positions else torch.zeros(0, dtype=torch.long)
@@ -108,18 +131,26 @@ def answer_states(adapter: Any, batch: Any, shift: bool = True, hidden: bool = F
 
 
 def bucketed_states(adapter: Any, rows: list[Any], n: int, shift: bool = True, hidden: bool = False,
-                    make_delta: Callable[..., torch.Tensor] | None = None) -> AnswerStates:
+                    make_delta: Callable[..., torch.Tensor] | None = None, share: bool = True) -> AnswerStates:
     """The answer states of every row of ``rows`` (samples), one forward per length bucket. Rows
     ``n``.. are adversarial copies: ``make_delta(adv_index, local, batch, samples, clean)`` gives the
-    perturbation added to their clean merged embeddings (``train._adversarial_deltas``)."""
+    perturbation added to their clean merged embeddings (``train._adversarial_deltas``). Rows of
+    the first ``n`` that share a prefix (chat header and image) compute it once, with its
+    gradient (``mitigate.shared_prefix``), unless ``share`` is False."""
+    from modint.mitigate.shared_prefix import shared_prefix_groups, shared_states  # it builds on this module
+
     batch = adapter.encode(rows, with_answers=True)
-    buckets = length_buckets(batch.inputs["attention_mask"].sum(1).tolist())
-    if len(buckets) == 1:  # the batch as encoded, in its own row order
+    groups = shared_prefix_groups(adapter, batch, rows, n) if share else []
+    in_groups = {i for g in groups for i in g.rows}
+    plain = [i for i in range(len(rows)) if i not in in_groups]
+    lengths = batch.inputs["attention_mask"].sum(1).tolist()
+    buckets = [[plain[k] for k in b] for b in length_buckets([lengths[i] for i in plain])]
+    if len(buckets) == 1 and len(plain) == len(rows):  # the batch as encoded, in its own row order
         buckets = [list(range(len(rows)))]
-    parts = []
+    parts = shared_states(adapter, batch, rows, groups, shift, hidden) if groups else []
     for index in buckets:
         samples = [rows[i] for i in index]
-        sub = batch if len(buckets) == 1 else adapter.encode(samples, with_answers=True)
+        sub = batch if len(index) == len(rows) else select_rows(batch, index) or adapter.encode(samples, with_answers=True)
         local = [k for k, i in enumerate(index) if i >= n]
         edit = None
         if local and make_delta is not None:

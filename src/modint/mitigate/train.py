@@ -39,6 +39,7 @@ from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, per
 from modint.mitigate.forward import answer_states, bucketed_states
 from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
+from modint.mitigate.shared_prefix import prefix_sharing_blocker
 from modint.mitigate.trainable import prepare_trainable, reference_model
 from modint.mitigate.vision_cache import encode_each_image_once
 from modint.perturb import REFERENCE_CONDITION, apply_condition, default_pools
@@ -194,7 +195,7 @@ def _adversarial_deltas(adapter: Any, adv_samples: list[Sample], cfg: TrainConfi
 
 def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int,
               step: int, reference: Callable[[], ContextManager] | None = None,
-              adversary: FreeAdversary | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+              adversary: FreeAdversary | None = None, share: bool = True) -> tuple[torch.Tensor, dict[str, float]]:
     """The loss of one batch of anchors and its parts (for the log). ``reference``: a context in
     which ``adapter`` is the model before fine-tuning (needed when ``cfg.preserve_weight`` > 0).
     ``adversary``: carries the perturbation across steps under ``adv_mode=free`` (call its
@@ -203,13 +204,15 @@ def step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: 
     Anchors, their views and their adversarial views run together, in buckets of similar length
     (``mitigate.forward``): the adversarial rows are copies of the attacked anchors whose merged
     input embeddings are swapped for ``E.detach() + M * delta`` on the way into the language model.
-    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``)."""
+    A frozen vision tower encodes each distinct image once in the step (``mitigate.vision_cache``);
+    rows that share the chat header and image compute it once (``mitigate.shared_prefix``; ``share``
+    False computes every row whole, the same numbers)."""
     with encode_each_image_once(adapter.model):
-        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary)
+        return _step_loss(adapter, anchors, cfg, pools, epoch, step, reference, adversary, share)
 
 
 def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools: Any, epoch: int, step: int,
-               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None
+               reference: Callable[[], ContextManager] | None, adversary: FreeAdversary | None, share: bool
                ) -> tuple[torch.Tensor, dict[str, float]]:
     with_consistency, with_adv = RECIPES[cfg.recipe].consistency, RECIPES[cfg.recipe].adversarial
     sequences, anchor_rows, pairs = build_sequences(anchors, cfg, pools, epoch)
@@ -218,7 +221,7 @@ def _step_loss(adapter: Any, anchors: Sequence[Sample], cfg: TrainConfig, pools:
     n = len(sequences)
     rows = sequences + [sequences[r] for r in attacked]
     make_delta = _adversarial_deltas(adapter, rows[n:], cfg, step, adversary) if attacked else None
-    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta)
+    states = bucketed_states(adapter, rows, n, cfg.shift_logits, cfg.consistency == "mse", make_delta, share)
     loss = ce = states.ce(range(n))
     parts = {"ce": ce.item()}
     cons_terms: list[torch.Tensor] = []
@@ -336,6 +339,8 @@ def _train_locked(adapter: Any, samples: Sequence[Sample], out: Path, cfg: Train
     adapter.model.train()
     params = prepare_trainable(adapter, cfg)
     reference = reference_model(adapter, cfg)  # after peft wraps the model, before any step
+    if (no_sharing := prefix_sharing_blocker(adapter)) is not None:
+        log.info("every row of a step computed whole (no shared prefixes): %s", no_sharing)
     adversary = FreeAdversary(cfg, derive_seed("train-free", cfg.seed, rank)) if cfg.adv_mode == "free" else None
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, eps=cfg.adam_eps)
     warm = max(1, int(cfg.warmup_ratio * total))

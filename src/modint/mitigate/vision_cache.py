@@ -21,6 +21,9 @@ from typing import Any, Callable, Iterator
 import torch
 
 VISION_NAMES = ("vision_tower", "vision_model", "visual")
+# Options of the language model's forward that reach the tower with the model's other keyword
+# arguments and leave its output as it is: not part of a cache key.
+LANGUAGE_MODEL_OPTIONS = ("use_cache",)
 
 
 def vision_towers(model: torch.nn.Module) -> list[torch.nn.Module]:
@@ -33,8 +36,11 @@ def vision_towers(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def _frozen_and_deterministic(module: torch.nn.Module) -> bool:
-    if any(p.requires_grad for p in module.parameters()):
-        return False
+    return not any(p.requires_grad for p in module.parameters()) and deterministic(module)
+
+
+def deterministic(module: torch.nn.Module) -> bool:
+    """Whether ``module``'s forward is a function of its inputs (no dropout active)."""
     if not module.training:
         return True
     config = getattr(module, "config", None)  # attention dropout is functional: read from the config
@@ -71,7 +77,7 @@ def _cached_forward(forward: Callable[..., Any], cache: dict[tuple[str, str], An
         plain = all(isinstance(v, (bool, int, float, str, type(None))) for v in kwargs.values())
         if not isinstance(pixel_values, torch.Tensor) or pixel_values.dim() != 4 or args or not plain:
             return forward(pixel_values, *args, **kwargs)  # not one image per row, or options we cannot key
-        call = repr(sorted(kwargs.items()))
+        call = repr(sorted((k, v) for k, v in kwargs.items() if k not in LANGUAGE_MODEL_OPTIONS))
         keys = [(hashlib.sha1(row.detach().cpu().contiguous().numpy().tobytes()).hexdigest(), call)
                 for row in pixel_values]
         missing = list(dict.fromkeys(k for k in keys if k not in cache))
