@@ -149,6 +149,9 @@ class Scorer:
     def _letters(self, samples: list[Sample]) -> list:
         if not self.config.share:
             return self.adapter.score(samples)
+        return self._shared_scorer().score(samples)
+
+    def _shared_scorer(self) -> Any:
         if self.shared is None:
             from modint.models.sharing import PrefixCache, SharedScorer
 
@@ -156,7 +159,15 @@ class Scorer:
             self.shared = SharedScorer(self.adapter, cache, batch_size=self.config.batch_size)
             if self.shared.blocker:
                 log.info("prefix sharing does not apply to this model (%s): reference path", self.shared.blocker)
-        return self.shared.score(samples)
+        return self.shared
+
+    def expect(self, batches: list[list[_Item]], pools: Any) -> None:
+        """Tell the prefix cache which images later batches reuse (``prefix_plan``)."""
+        if self.config.scoring == "letters" and self.config.share and not self.config.reliance:
+            if not self._shared_scorer().blocker:
+                from modint.diagnose.prefix_plan import prefix_calls
+
+                self.shared.cache.expect(prefix_calls(batches, self.config.seed, pools))
 
     def sharing_report(self) -> dict[str, Any]:
         """For the manifest: whether prefixes were shared, why not, and the prefix cache's counters."""
@@ -374,13 +385,15 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     total = sum(len(g) for g in todo) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
+    batches = _batches(todo, config.batch_size)
+    scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
             writer.write_many(invalid)
             produced += len(invalid)
             if progress:
                 progress(produced, total)
-        for batch in _batches(todo, config.batch_size):
+        for batch in batches:
             writer.write_many(_run_batch(batch, scorer, config, pools))
             produced += len(batch)
             if progress:

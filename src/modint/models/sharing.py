@@ -8,6 +8,13 @@ computes the key/value cache of each distinct prefix once, keeps it in a ``Prefi
 bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
 prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
 
+Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
+call to call. Given the run's plan (``PrefixCache.expect``: how many calls will use each image, or
+the text-only header), it keeps exactly the prefixes a later call will use and drops each one after
+its last call, so single-use prefixes (a sample's own image, its noise image) never push out the
+reused ones (canvases, switch photos) and the cache holds only those; without a plan it keeps every
+prefix, least recently used out first.
+
 The result equals ``VLMAdapter.score`` (the reference path) up to float error: the suffix tokens
 attend to exactly the keys and values the full forward would give them, at the same positions.
 Families where that does not hold name the reason in ``FamilySpec.no_prefix_sharing`` (or have an
@@ -48,20 +55,43 @@ class PrefixEntry:
     nbytes: int
 
 
+UseKey = tuple  # (text only?, image digest): what a prefix depends on besides the fixed chat header
+
+
+def use_key(image: Any) -> UseKey:
+    """What decides a row's prefix (the chat header, then the image, the prompts put first): the
+    image's digest, or the text-only header when there is no image; ``PrefixCache.expect`` counts these."""
+    return (image is None, _image_digest(image))
+
+
 @dataclass
 class PrefixCache:
     """Key/value caches of prompt prefixes, least recently used evicted first once their tensors
     exceed ``max_bytes``. The counters say what the run computed (``positions_computed`` counts
-    LLM positions, padding included)."""
+    LLM positions, padding included).
+
+    ``expect(calls)`` switches to the plan's admission: ``calls[k]`` is the number of ``score``
+    calls still to come that use prefixes of use key ``k`` (``use_key``). A prefix is stored only
+    when a later call will use it (``not_admitted`` counts the others) and dropped when its last
+    call ends (``released``); ``max_bytes`` stays the hard cap."""
 
     max_bytes: int = 256 * 2**20
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    not_admitted: int = 0
+    released: int = 0
     vision_encodings: int = 0
     positions_computed: int = 0
     nbytes: int = 0
     _entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _calls: dict | None = field(default=None, repr=False)  # use key -> calls to come (the plan)
+    _uses: dict = field(default_factory=dict, repr=False)  # stored key -> its use key
+
+    def expect(self, calls: dict[UseKey, int]) -> None:
+        """Admit by the plan from now on: ``calls`` counts the calls to come per use key (a use
+        key absent from it has none)."""
+        self._calls = {k: n for k, n in calls.items() if n > 1}  # one call: the same as none
 
     def get(self, key: tuple) -> PrefixEntry | None:
         entry = self._entries.get(key)
@@ -72,21 +102,44 @@ class PrefixCache:
         self._entries.move_to_end(key)
         return entry
 
-    def put(self, key: tuple, entry: PrefixEntry) -> None:
+    def put(self, key: tuple, entry: PrefixEntry, use: UseKey | None = None) -> None:
+        if self._calls is not None and self._calls.get(use, 0) < 2:  # no later call uses it
+            self.not_admitted += 1
+            return
         if entry.nbytes > self.max_bytes:  # would evict everything and still not fit
             return
         self._entries[key] = entry
+        self._uses[key] = use
         self.nbytes += entry.nbytes
         while self.nbytes > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
+            old_key, old = self._entries.popitem(last=False)
+            self._uses.pop(old_key, None)
             self.nbytes -= old.nbytes
             self.evictions += 1
+
+    def call_done(self, uses: set[UseKey]) -> None:
+        """A ``score`` call that used ``uses`` has ended: under a plan, each has one call less to
+        come, and the prefixes of those with none left are dropped."""
+        if self._calls is None:
+            return
+        finished = set()
+        for use in uses:
+            left = self._calls.pop(use, 0) - 1
+            if left > 0:
+                self._calls[use] = left
+            else:
+                finished.add(use)
+        for key in [k for k, use in self._uses.items() if use in finished]:
+            self.nbytes -= self._entries.pop(key).nbytes
+            del self._uses[key]
+            self.released += 1
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions, "entries": len(self),
+                "not_admitted": self.not_admitted, "released": self.released,
                 "bytes": self.nbytes, "vision_encodings": self.vision_encodings,
                 "positions_computed": self.positions_computed}
 
@@ -98,6 +151,7 @@ class _Row:
     tokens: dict[str, torch.Tensor]  # the row's per-position inputs ([1, L], no padding)
     split: int  # prefix length
     positions: torch.Tensor | None  # multimodal RoPE: [3, L] position ids of the whole row
+    use: UseKey  # use_key(sample.image)
     entry: PrefixEntry | None = None
 
     @property
@@ -110,8 +164,8 @@ class _Row:
 
     @property
     def key(self) -> tuple:
-        ids = tuple(self.tokens["input_ids"][0, :self.split].tolist())
-        return (self.language_model_only, ids, _image_digest(self.sample.image))
+        """The prefix's identity: its use key (image digest) and its token ids."""
+        return (*self.use, tuple(self.tokens["input_ids"][0, :self.split].tolist()))
 
 
 def _cache_bytes(cache: Any) -> int:
@@ -213,6 +267,7 @@ class SharedScorer:
         for chunk in self._suffix_batches(rows):
             for row, scored in zip(chunk, self._score_suffixes(chunk)):
                 results[row.index] = scored
+        self.cache.call_done({row.use for row in rows})
         return results
 
     # ----- rows and prefixes ---------------------------------------------------------------
@@ -247,7 +302,8 @@ class SharedScorer:
                 image_at = torch.nonzero(batch.image_token_mask[j, :n]).flatten()
                 split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
                 split = max(1, min(split, n - 1))  # at least one suffix token, whose logits are read
-                rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None)
+                rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None,
+                               use_key(samples[i].image))
         return rows
 
     def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -283,7 +339,7 @@ class SharedScorer:
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start:start + self.batch_size]
                 for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
-                    self.cache.put(key, entry)
+                    self.cache.put(key, entry, use=pending[key][0].use)
                     for row in pending[key]:
                         row.entry = entry
 
