@@ -152,6 +152,9 @@ class _Row:
     split: int  # prefix length
     positions: torch.Tensor | None  # multimodal RoPE: [3, L] position ids of the whole row
     use: UseKey  # use_key(sample.image)
+    # the row's other inputs (pixels, image sizes) from the call's encoding, [1, ...] each; None
+    # when the processor does not lay them out one row per sample (``_row_inputs``)
+    extras: dict[str, torch.Tensor] | None = None
     entry: PrefixEntry | None = None
 
     @property
@@ -166,6 +169,21 @@ class _Row:
     def key(self) -> tuple:
         """The prefix's identity: its use key (image digest) and its token ids."""
         return (*self.use, tuple(self.tokens["input_ids"][0, :self.split].tolist()))
+
+
+def _row_inputs(inputs: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """A batch encoding's inputs other than the per-position ones, when each is a tensor with one
+    entry per row (LLaVA's pixels [B, 3, H, W], image sizes [B, 2]): then a sub-batch's inputs are
+    these rows. None otherwise (Qwen-VL's patches of all images in one [N, D] tensor), or when one
+    may be laid out per position (its second dimension is the batch's length)."""
+    rows, length = inputs["input_ids"].shape
+    extras = {k: v for k, v in inputs.items() if k not in PER_POSITION}
+    for value in extras.values():
+        if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != rows:
+            return None
+        if value.ndim >= 2 and value.shape[1] == length:
+            return None
+    return extras
 
 
 def _cache_bytes(cache: Any) -> int:
@@ -296,6 +314,7 @@ class SharedScorer:
             batch = self.adapter.encode([samples[i] for i in part])
             positions = self._rope_positions(batch.inputs)
             lengths = batch.inputs["attention_mask"].sum(1).tolist()  # right padding
+            extras = _row_inputs(batch.inputs)
             for j, i in enumerate(part):
                 n = int(lengths[j])
                 tokens = {k: batch.inputs[k][j:j + 1, :n] for k in PER_POSITION if k in batch.inputs}
@@ -303,7 +322,8 @@ class SharedScorer:
                 split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
                 split = max(1, min(split, n - 1))  # at least one suffix token, whose logits are read
                 rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None,
-                               use_key(samples[i].image))
+                               use_key(samples[i].image), None if extras is None else
+                               {k: v[j:j + 1] for k, v in extras.items()})
         return rows
 
     def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -346,10 +366,14 @@ class SharedScorer:
     def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
         """The key/value caches of prefixes of one length, from one forward."""
         split = firsts[0].split
-        inputs = {k: v for k, v in self.adapter.encode([r.sample for r in firsts]).inputs.items()}
-        for name in PER_POSITION:
-            if name in inputs:
-                inputs[name] = inputs[name][:, :split]
+        if all(r.extras is not None for r in firsts):  # the call's encoding has every input: no second one
+            inputs = {k: torch.cat([r.tokens[k][:, :split] for r in firsts]) for k in firsts[0].tokens}
+            inputs.update({k: torch.cat([r.extras[k] for r in firsts]) for k in firsts[0].extras})
+        else:
+            inputs = {k: v for k, v in self.adapter.encode([r.sample for r in firsts]).inputs.items()}
+            for name in PER_POSITION:
+                if name in inputs:
+                    inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
         batched = _returned_cache(self._forward(inputs, cache=None))
