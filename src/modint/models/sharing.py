@@ -171,6 +171,13 @@ class _Row:
         return (*self.use, tuple(self.tokens["input_ids"][0, :self.split].tolist()))
 
 
+def _use_of(image: Any, known: dict[int, UseKey]) -> UseKey:
+    """``use_key(image)``, hashed once per image object of a call (``known``: by ``id``)."""
+    if id(image) not in known:
+        known[id(image)] = use_key(image)
+    return known[id(image)]
+
+
 def _row_inputs(inputs: dict[str, Any]) -> dict[str, torch.Tensor] | None:
     """A batch encoding's inputs other than the per-position ones, when each is a tensor with one
     entry per row (LLaVA's pixels [B, 3, H, W], image sizes [B, 2]): then a sub-batch's inputs are
@@ -307,6 +314,7 @@ class SharedScorer:
         """Each sample's tokens and prefix length, from one encoding of the image rows and one of
         the text-only rows (Q-Former processors put query tokens on every row of a batch)."""
         rows: list = [None] * len(samples)
+        uses: dict[int, UseKey] = {}  # by image object: a sample's conditions share one decoded image
         for with_image in (True, False):
             part = [i for i, s in enumerate(samples) if (s.image is not None) == with_image]
             if not part:
@@ -322,7 +330,7 @@ class SharedScorer:
                 split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
                 split = max(1, min(split, n - 1))  # at least one suffix token, whose logits are read
                 rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None,
-                               use_key(samples[i].image), None if extras is None else
+                               _use_of(samples[i].image, uses), None if extras is None else
                                {k: v[j:j + 1] for k, v in extras.items()})
         return rows
 
