@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import make_image
 from modint.data.sample import Sample
-from modint.diagnose.engine import DiagnoseConfig, _batches, plan, run_diagnosis
+from modint.diagnose.engine import SHARED_CALL_BATCHES, DiagnoseConfig, _batches, _call_size, plan, run_diagnosis
 from modint.diagnose.prefix_plan import prefix_calls
 from modint.models.sharing import PrefixCache, PrefixEntry, SharedScorer, use_key
 from modint.perturb import CANVAS, default_pools
@@ -121,7 +121,7 @@ def test_a_resumed_run_plans_from_the_remaining_work_and_writes_the_same_records
     from modint.api import load_benchmark
 
     samples = load_benchmark("mini", split="test", limit=6)
-    config = dict(batch_size=5, n_boot=20)
+    config = dict(batch_size=2, n_boot=20)  # calls of 8 conditions: canvases recur across calls
     run_diagnosis(tiny_llava_adapter, samples, tmp_path / "full", DiagnoseConfig(**config))
     lines = (tmp_path / "full" / "records.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "resumed").mkdir()
@@ -138,3 +138,13 @@ def test_a_resumed_run_plans_from_the_remaining_work_and_writes_the_same_records
         # every kept prefix was released after its last batch, and some were reused
         assert stats["entries"] == stats["bytes"] == stats["evictions"] == 0 and stats["released"] > 0, run
         assert stats["hits"] > 0 and stats["not_admitted"] > 0, run
+
+
+def test_shared_letter_scoring_takes_larger_calls_except_with_an_attack():
+    sample = Sample("t0", "text_heavy", "What is 2 + 2?", ("4", "5", "6"), 0)
+    heuristic, _ = plan([sample], DiagnoseConfig(conditions=["black_image"]))
+    attacked, _ = plan([sample], DiagnoseConfig(conditions=["black_image", "pgd_embed"]))
+    assert _call_size(heuristic, DiagnoseConfig(batch_size=3)) == 3 * SHARED_CALL_BATCHES
+    for todo, config in ((attacked, DiagnoseConfig(batch_size=3)), (heuristic, DiagnoseConfig(batch_size=3, share=False)),
+                         (heuristic, DiagnoseConfig(batch_size=3, scoring="generate"))):
+        assert _call_size(todo, config) == 3

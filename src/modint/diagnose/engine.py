@@ -335,6 +335,20 @@ def _run_batch(batch: list[_Item], scorer: Scorer, config: DiagnoseConfig, pools
     return [records[i] for i in range(len(batch))]
 
 
+# Letter scoring with shared prefixes takes this many batches' worth of conditions per call: its
+# forwards still hold at most batch_size rows, and a larger call buckets rows by length better
+# and runs fewer forwards.
+SHARED_CALL_BATCHES = 4
+
+
+def _call_size(todo: list[list[_Item]], config: DiagnoseConfig) -> int:
+    """Work items per scoring call (an attack batches every item of its condition in the call)."""
+    shared = config.scoring == "letters" and config.share and not config.reliance
+    if shared and not any(get_condition(it.condition).attack_space for g in todo for it in g):
+        return config.batch_size * SHARED_CALL_BATCHES
+    return config.batch_size
+
+
 def _batches(groups: list[list[_Item]], batch_size: int) -> list[list[_Item]]:
     """Pack whole sample groups into batches of about ``batch_size`` items."""
     batches, current = [], []
@@ -385,7 +399,7 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     total = sum(len(g) for g in todo) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
-    batches = _batches(todo, config.batch_size)
+    batches = _batches(todo, _call_size(todo, config))
     scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
