@@ -106,11 +106,15 @@ def test_the_plan_counts_the_batches_that_use_each_perturbation_image():
     # [t0, t1] [t2, i0]: 4 + 4, then 4 + 3 (clean, unrelated_text and no_image for i0)
     batches = _batches(groups, batch_size=8)
     assert [len(b) for b in batches] == [8, 7]
-    calls = prefix_calls(batches, seed=0, pools=default_pools(samples))
+    calls = prefix_calls(batches, seed=0, pools=default_pools(samples, switch_source="photos"))
     black, white = (use_key(Image.new("RGB", (CANVAS, CANVAS), (v, v, v))) for v in (0, 255))
     assert (calls[black], calls[white], calls[(True, "")]) == (2, 2, 2)
     # three noise images, one batch each; the image-heavy sample's own image is not counted
     assert sorted(calls.values()) == [1, 1, 1, 2, 2, 2] and use_key(photo) not in calls
+    # a pool that lends benchmark images to switched_image: i0's photo may recur, so it counts
+    # (one batch holds its three conditions)
+    lent = prefix_calls(batches, seed=0, pools=default_pools(samples, switch_source="mixed"))
+    assert lent[use_key(photo)] == 1 and {k: v for k, v in lent.items() if k != use_key(photo)} == calls
 
 
 def _records(folder):
