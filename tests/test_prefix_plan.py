@@ -1,5 +1,6 @@
 """The prefix cache's plan admission (PrefixCache.expect, diagnose.prefix_plan): a prefix is kept
-exactly when a later call uses it and dropped after its last call, the byte cap still holds, the
+exactly when a later call uses it and dropped after its last call, past the byte cap the prefix
+needed last goes, the
 counts come from the engine's batches (a resumed run: from the work that remains), and scores stay
 those of the reference path."""
 
@@ -24,20 +25,18 @@ def _entry(nbytes):
 
 def test_the_plan_admits_what_a_later_call_uses_and_releases_it_after_its_last_call():
     cache = PrefixCache(max_bytes=1000)
-    cache.expect({CANVAS_USE: 3, PHOTO_USE: 2, ONCE_USE: 1})
-    # call 1: the canvas (2 more calls to come) is kept, the single-use image is not
+    cache.expect({CANVAS_USE: [0, 1, 2], PHOTO_USE: [1, 2], ONCE_USE: [0]})
+    cache.at_call(0)  # the canvas (calls 1 and 2 to come) is kept, the single-use image is not
     cache.put(("canvas",), _entry(10), use=CANVAS_USE)
     cache.put(("once",), _entry(20), use=ONCE_USE)
-    cache.call_done({CANVAS_USE, ONCE_USE})
     assert (len(cache), cache.nbytes, cache.not_admitted) == (1, 10, 1)
-    # call 2: the canvas is found, the photo (one more call) is kept
+    cache.at_call(1)  # the canvas is found, the photo (call 2 to come) is kept
     assert cache.get(("canvas",)) is not None and cache.get(("photo",)) is None
     cache.put(("photo",), _entry(30), use=PHOTO_USE)
-    cache.call_done({CANVAS_USE, PHOTO_USE})
     assert (len(cache), cache.nbytes, cache.released) == (2, 40, 0)
-    # call 3, the last of both: found, then both dropped
+    cache.at_call(2)  # the last call of both: found
     assert cache.get(("canvas",)) and cache.get(("photo",))
-    cache.call_done({CANVAS_USE, PHOTO_USE})
+    cache.at_call(3)  # the run is done: both dropped
     assert (len(cache), cache.nbytes, cache.released, cache.evictions) == (0, 0, 2, 0)
     assert (cache.hits, cache.misses) == (3, 1)
     # a use key the plan does not know has no later call: never kept
@@ -45,15 +44,19 @@ def test_the_plan_admits_what_a_later_call_uses_and_releases_it_after_its_last_c
     assert len(cache) == 0 and cache.not_admitted == 2
 
 
-def test_the_byte_cap_still_evicts_the_least_recently_used_under_a_plan():
+def test_past_the_byte_cap_the_prefix_needed_last_goes_first():
     cache = PrefixCache(max_bytes=100)
-    uses = [(False, name) for name in "abc"]
-    cache.expect({use: 5 for use in uses})
-    for name, use in zip("abc", uses):
-        cache.put((name,), _entry(40), use=use)
-    assert (cache.nbytes, cache.evictions, len(cache)) == (80, 1, 2) and cache.get(("a",)) is None
-    cache.call_done({uses[1]})  # b still has calls to come: kept
-    assert len(cache) == 2 and cache.released == 0
+    soon, late, later = (False, "soon"), (False, "late"), (False, "later")
+    cache.expect({soon: [0, 1], late: [0, 5], later: [0, 9]})
+    cache.at_call(0)
+    cache.put(("later",), _entry(40), use=later)
+    cache.put(("soon",), _entry(40), use=soon)
+    cache.put(("late",), _entry(40), use=late)  # 120 bytes: "later" (next at call 9) goes
+    assert (cache.nbytes, cache.evictions, sorted(cache._entries)) == (80, 1, [("late",), ("soon",)])
+    cache.put(("huge",), _entry(101), use=soon)  # larger than the bound: not kept, nothing evicted for it
+    assert len(cache) == 2 and cache.evictions == 1
+    cache.at_call(2)  # "soon" has no call left, "late" has call 5
+    assert sorted(cache._entries) == [("late",)] and cache.released == 1
 
 
 def _calls_of_a_hand_built_plan():
@@ -75,14 +78,18 @@ def _calls_of_a_hand_built_plan():
 def test_a_scorer_under_a_plan_computes_by_hand_and_scores_as_the_reference(tiny_llava_adapter):
     calls = _calls_of_a_hand_built_plan()
     uses = {}
-    for call in calls:
+    for index, call in enumerate(calls):
         for use in {use_key(s.image) for s in call}:
-            uses[use] = uses.get(use, 0) + 1
+            uses.setdefault(use, []).append(index)
     # the canvas is in 3 calls, the text-only header in 2, the photo and the VQA image in 1
-    assert sorted(uses.values()) == [1, 1, 2, 3]
+    assert sorted(map(len, uses.values())) == [1, 1, 2, 3]
     scorer = SharedScorer(tiny_llava_adapter, PrefixCache(), batch_size=4)
     scorer.cache.expect(uses)
-    got = [scorer.score(call) for call in calls]
+    got = []
+    for index, call in enumerate(calls):
+        scorer.cache.at_call(index)
+        got.append(scorer.score(call))
+    scorer.cache.at_call(len(calls))
     for call, scored in zip(calls, got):
         for g, r in zip(scored, tiny_llava_adapter.score(call)):
             np.testing.assert_allclose(g.probs, r.probs, atol=1e-4, rtol=0)
@@ -108,13 +115,14 @@ def test_the_plan_counts_the_batches_that_use_each_perturbation_image():
     assert [len(b) for b in batches] == [8, 7]
     calls = prefix_calls(batches, seed=0, pools=default_pools(samples, switch_source="photos"))
     black, white = (use_key(Image.new("RGB", (CANVAS, CANVAS), (v, v, v))) for v in (0, 255))
-    assert (calls[black], calls[white], calls[(True, "")]) == (2, 2, 2)
-    # three noise images, one batch each; the image-heavy sample's own image is not counted
-    assert sorted(calls.values()) == [1, 1, 1, 2, 2, 2] and use_key(photo) not in calls
+    assert calls[black] == calls[white] == calls[(True, "")] == [0, 1]
+    # three noise images: t0's and t1's in batch 0, t2's in batch 1; the image-heavy sample's own
+    # image is not counted
+    assert sorted(calls.values()) == [[0], [0], [0, 1], [0, 1], [0, 1], [1]] and use_key(photo) not in calls
     # a pool that lends benchmark images to switched_image: i0's photo may recur, so it counts
     # (one batch holds its three conditions)
     lent = prefix_calls(batches, seed=0, pools=default_pools(samples, switch_source="mixed"))
-    assert lent[use_key(photo)] == 1 and {k: v for k, v in lent.items() if k != use_key(photo)} == calls
+    assert lent[use_key(photo)] == [1] and {k: v for k, v in lent.items() if k != use_key(photo)} == calls
 
 
 def _records(folder):

@@ -51,7 +51,7 @@ class DiagnoseConfig:
     # letter scoring: compute each distinct prompt prefix (header + image) once and run only the
     # suffixes (modint.models.sharing); False: one full forward per input, the reference path
     share: bool = True
-    prefix_cache_mb: int = 256  # memory bound of the cached prefixes' keys and values
+    prefix_cache_mb: int = 64  # memory bound of the cached prefixes' keys and values
     # per-record reliance measures (modint.diagnose.reliance); letter scoring, heuristic conditions
     reliance: bool = False
 
@@ -168,6 +168,11 @@ class Scorer:
                 from modint.diagnose.prefix_plan import prefix_calls
 
                 self.shared.cache.expect(prefix_calls(batches, self.config.seed, pools))
+
+    def at_batch(self, index: int) -> None:
+        """Batch ``index`` of the planned ones is scored next (past the last: the run is done)."""
+        if self.shared is not None:
+            self.shared.cache.at_call(index)
 
     def sharing_report(self) -> dict[str, Any]:
         """For the manifest: whether prefixes were shared, why not, and the prefix cache's counters."""
@@ -407,11 +412,13 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
             produced += len(invalid)
             if progress:
                 progress(produced, total)
-        for batch in batches:
+        for index, batch in enumerate(batches):
+            scorer.at_batch(index)
             writer.write_many(_run_batch(batch, scorer, config, pools))
             produced += len(batch)
             if progress:
                 progress(produced, total)
+        scorer.at_batch(len(batches))
     barrier()
     if rank != 0:
         barrier()

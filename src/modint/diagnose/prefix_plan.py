@@ -17,16 +17,16 @@ from modint.models.sharing import UseKey, use_key
 from modint.perturb import apply_condition, get_condition
 
 
-def prefix_calls(batches: Sequence[Sequence[Any]], seed: int, pools: Any) -> dict[UseKey, int]:
-    """For each use key of a perturbation's image (or of no image), the number of ``batches``
-    (lists of work items with ``sample`` and ``condition``) that score a row with it. Perturbations
+def prefix_calls(batches: Sequence[Sequence[Any]], seed: int, pools: Any) -> dict[UseKey, list[int]]:
+    """For each use key of a perturbation's image (or of no image), the indices of the ``batches``
+    (lists of work items with ``sample`` and ``condition``) that score a row with it, ascending. Perturbations
     are seeded per (seed, sample, condition), so these are the images the run will score;
     attack conditions (not scored by the cache's scorer) and samples that fail to load are left out,
     and so is a sample's own image unless the switch pool lends it (``ImageChoice.source_id``)."""
     # Samples whose image the switch pool lends to other samples: their own image may recur.
     lent = {c.source_id for c in getattr(pools, "switch_images", ()) if c.source_id is not None}
-    calls: dict[UseKey, int] = {}
-    for batch in batches:
+    calls: dict[UseKey, list[int]] = {}
+    for index, batch in enumerate(batches):
         uses, own = set(), set()
         for item in batch:
             if get_condition(item.condition).attack_space:
@@ -41,5 +41,5 @@ def prefix_calls(batches: Sequence[Sequence[Any]], seed: int, pools: Any) -> dic
             except SampleError:  # its batch writes the error record
                 continue
         for use in uses:
-            calls[use] = calls.get(use, 0) + 1
+            calls.setdefault(use, []).append(index)
     return calls

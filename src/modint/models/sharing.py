@@ -9,11 +9,11 @@ bytes (least recently used first out), and runs only the suffixes, batched over 
 prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
 
 Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
-call to call. Given the run's plan (``PrefixCache.expect``: how many calls will use each image, or
-the text-only header), it keeps exactly the prefixes a later call will use and drops each one after
-its last call, so single-use prefixes (a sample's own image, its noise image) never push out the
-reused ones (canvases, switch photos) and the cache holds only those; without a plan it keeps every
-prefix, least recently used out first.
+call to call. Given the run's plan (``PrefixCache.expect``: which calls use each image, or the
+text-only header), it keeps exactly the prefixes a later call will use, drops each one after its
+last call and, past its byte bound, evicts the one needed last; so single-use prefixes (a sample's
+own image, its noise image) never push out the reused ones (canvases, switch photos). Without a
+plan it keeps every prefix, least recently used out first.
 
 The result equals ``VLMAdapter.score`` (the reference path) up to float error: the suffix tokens
 attend to exactly the keys and values the full forward would give them, at the same positions.
@@ -23,6 +23,7 @@ encoder-decoder language model, whose encoder attends both ways); they keep the 
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 from collections import OrderedDict
@@ -70,10 +71,12 @@ class PrefixCache:
     exceed ``max_bytes``. The counters say what the run computed (``positions_computed`` counts
     LLM positions, padding included).
 
-    ``expect(calls)`` switches to the plan's admission: ``calls[k]`` is the number of ``score``
-    calls still to come that use prefixes of use key ``k`` (``use_key``). A prefix is stored only
-    when a later call will use it (``not_admitted`` counts the others) and dropped when its last
-    call ends (``released``); ``max_bytes`` stays the hard cap."""
+    ``expect(schedule)`` switches to the plan's policy: ``schedule[k]`` lists the indices of the
+    ``score`` calls that use prefixes of use key ``k`` (``use_key``), and ``at_call(i)`` says that
+    call ``i`` comes next. A prefix is stored only when a later call uses it (``not_admitted``
+    counts the others) and dropped once no call to come uses it (``released``); past
+    ``max_bytes`` the entry whose next use is furthest away goes first (the optimal choice when
+    the future is known)."""
 
     max_bytes: int = 256 * 2**20
     hits: int = 0
@@ -85,13 +88,31 @@ class PrefixCache:
     positions_computed: int = 0
     nbytes: int = 0
     _entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    _calls: dict | None = field(default=None, repr=False)  # use key -> calls to come (the plan)
+    _schedule: dict | None = field(default=None, repr=False)  # use key -> call indices, ascending
     _uses: dict = field(default_factory=dict, repr=False)  # stored key -> its use key
+    _now: int = 0  # the index of the call under way
 
-    def expect(self, calls: dict[UseKey, int]) -> None:
-        """Admit by the plan from now on: ``calls`` counts the calls to come per use key (a use
-        key absent from it has none)."""
-        self._calls = {k: n for k, n in calls.items() if n > 1}  # one call: the same as none
+    def expect(self, schedule: dict[UseKey, Sequence[int]]) -> None:
+        """Follow the plan from now on: the calls (indices) that use each use key; a use key
+        absent from it is used by no call to come. Then ``at_call`` before each call."""
+        self._schedule = {k: sorted(set(v)) for k, v in schedule.items() if len(set(v)) > 1}  # one call: none later
+
+    def at_call(self, index: int) -> None:
+        """Call ``index`` comes next: drop the prefixes no call from ``index`` on uses."""
+        self._now = index
+        if self._schedule is None:
+            return
+        for key in [k for k, use in self._uses.items() if self._next_use(use, index) is None]:
+            self._drop(key)
+            self.released += 1
+
+    def _next_use(self, use: UseKey | None, start: int) -> int | None:
+        """The first call at or after ``start`` that uses ``use`` (None: no such call)."""
+        calls = self._schedule.get(use) if self._schedule is not None else None
+        if not calls:
+            return None
+        at = bisect.bisect_left(calls, start)
+        return calls[at] if at < len(calls) else None
 
     def get(self, key: tuple) -> PrefixEntry | None:
         entry = self._entries.get(key)
@@ -103,7 +124,7 @@ class PrefixCache:
         return entry
 
     def put(self, key: tuple, entry: PrefixEntry, use: UseKey | None = None) -> None:
-        if self._calls is not None and self._calls.get(use, 0) < 2:  # no later call uses it
+        if self._schedule is not None and self._next_use(use, self._now + 1) is None:  # no later call uses it
             self.not_admitted += 1
             return
         if entry.nbytes > self.max_bytes:  # would evict everything and still not fit
@@ -112,27 +133,22 @@ class PrefixCache:
         self._uses[key] = use
         self.nbytes += entry.nbytes
         while self.nbytes > self.max_bytes:
-            old_key, old = self._entries.popitem(last=False)
-            self._uses.pop(old_key, None)
-            self.nbytes -= old.nbytes
+            self._drop(self._victim())
             self.evictions += 1
 
-    def call_done(self, uses: set[UseKey]) -> None:
-        """A ``score`` call that used ``uses`` has ended: under a plan, each has one call less to
-        come, and the prefixes of those with none left are dropped."""
-        if self._calls is None:
-            return
-        finished = set()
-        for use in uses:
-            left = self._calls.pop(use, 0) - 1
-            if left > 0:
-                self._calls[use] = left
-            else:
-                finished.add(use)
-        for key in [k for k, use in self._uses.items() if use in finished]:
-            self.nbytes -= self._entries.pop(key).nbytes
-            del self._uses[key]
-            self.released += 1
+    def _victim(self) -> tuple:
+        """The entry to evict: the least recently used, or under a plan the one needed last."""
+        if self._schedule is None:
+            return next(iter(self._entries))
+        def next_use(key: tuple) -> float:
+            index = self._next_use(self._uses[key], self._now + 1)
+            return float("inf") if index is None else index
+
+        return max(self._entries, key=next_use)
+
+    def _drop(self, key: tuple) -> None:
+        self.nbytes -= self._entries.pop(key).nbytes
+        del self._uses[key]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -292,7 +308,6 @@ class SharedScorer:
         for chunk in self._suffix_batches(rows):
             for row, scored in zip(chunk, self._score_suffixes(chunk)):
                 results[row.index] = scored
-        self.cache.call_done({row.use for row in rows})
         return results
 
     # ----- rows and prefixes ---------------------------------------------------------------
