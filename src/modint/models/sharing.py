@@ -261,10 +261,6 @@ def _select_row(cache: Any, row: int) -> Any:
     return single
 
 
-# Families whose header cannot be computed apart from the image that follows it: Gemma 3's image
-# tokens attend to each other both ways, a mask its forward builds only over a whole prompt.
-HEADER_APART_BLOCKERS = frozenset({"gemma3"})
-
 # A forward's fixed cost (the per-layer calls, the cache copy), in positions computed: bucketing
 # pays that much for one more batch rather than pad that many positions.
 FORWARD_COST_POSITIONS = 32
@@ -300,7 +296,6 @@ class SharedScorer:
         self.batch_size = batch_size
         self.blocker = sharing_blocker(adapter)
         self._header: int | None = None
-        self._headers: dict[tuple, Any] = {}  # chat header before the image (token ids) -> its key/value cache
 
     @torch.no_grad()
     def score(self, samples: Sequence[Sample]) -> list:
@@ -404,47 +399,14 @@ class SharedScorer:
                     inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
-        start, header = self._image_header(firsts)
-        if header is not None:  # continue from the chat header's cached keys and values
-            for name in PER_POSITION:
-                if name in inputs:
-                    inputs[name] = inputs[name][:, start:]
-            inputs["attention_mask"] = torch.ones(len(firsts), split, dtype=inputs["attention_mask"].dtype,
-                                                  device=inputs["attention_mask"].device)
-            if "position_ids" in inputs:
-                inputs["position_ids"] = inputs["position_ids"][..., start:]
-        batched = _returned_cache(self._forward(inputs, cache=_stack_caches([header] * len(firsts))
-                                                if header is not None else None))
+        batched = _returned_cache(self._forward(inputs, cache=None))
         self.cache.vision_encodings += sum(not r.language_model_only for r in firsts)
-        self.cache.positions_computed += (split - start) * len(firsts)
+        self.cache.positions_computed += split * len(firsts)
         entries = []
         for i in range(len(firsts)):
             single = _select_row(batched, i) if len(firsts) > 1 else batched
             entries.append(PrefixEntry(single, split, _cache_bytes(single)))
         return entries
-
-    def _image_header(self, firsts: list[_Row]) -> tuple[int, Any]:
-        """The chat header before the image, when every row of ``firsts`` has the same one: its
-        length and its key/value cache, computed once per run (``_headers``), so that each image's
-        prefix computes only the image and what follows. (0, None) otherwise, or for text-only
-        rows, or for families whose image tokens attend both ways (``HEADER_APART_BLOCKERS``)."""
-        if firsts[0].language_model_only or self.adapter.spec.model_type in HEADER_APART_BLOCKERS:
-            return 0, None
-        heads = []
-        for row in firsts:
-            at = torch.nonzero(row.tokens["input_ids"][0] == self.adapter.image_token_id).flatten()
-            heads.append(tuple(row.tokens["input_ids"][0, :int(at[0])].tolist()) if len(at) else ())
-        if not heads[0] or len(set(heads)) > 1:
-            return 0, None
-        start = len(heads[0])
-        if heads[0] not in self._headers:
-            row = firsts[0]
-            inputs = {k: v[:, :start] for k, v in row.tokens.items()}
-            if row.positions is not None:
-                inputs["position_ids"] = row.positions[:, None, :start]
-            self._headers[heads[0]] = _returned_cache(self._forward(inputs, cache=None))
-            self.cache.positions_computed += start
-        return start, self._headers[heads[0]]
 
     def _forward(self, inputs: dict[str, torch.Tensor], cache: Any, logits_to_keep: Any = 1) -> Any:
         """The model's forward with a key/value cache; Q-Former families send inputs without
