@@ -42,8 +42,8 @@ def diagnose(
                                       "the gold one."),
     save_adversarial: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
     share: bool = SHARE_OPTION,
-    prefix_cache_mb: int = typer.Option(256, min=0, help="Memory for cached prefixes (header + image keys and values) "
-                                        "reused across batches; least recently used first out."),
+    prefix_cache_mb: int = typer.Option(64, min=0, help="Memory for cached prefixes (header + image keys and values) "
+                                        "reused across batches; past it the one needed last goes."),
     reliance: bool = typer.Option(False, help="Add per-record reliance measures: attention mass by region, image / "
                                   "context knockout, logit-lens layers (docs/reliance.md)."),
     facts_model: Optional[str] = typer.Option(None, help="A model that writes the misleading facts for image-heavy "

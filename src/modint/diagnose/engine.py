@@ -51,7 +51,7 @@ class DiagnoseConfig:
     # letter scoring: compute each distinct prompt prefix (header + image) once and run only the
     # suffixes (modint.models.sharing); False: one full forward per input, the reference path
     share: bool = True
-    prefix_cache_mb: int = 256  # memory bound of the cached prefixes' keys and values
+    prefix_cache_mb: int = 64  # memory bound of the cached prefixes' keys and values
     # per-record reliance measures (modint.diagnose.reliance); letter scoring, heuristic conditions
     reliance: bool = False
     # embedding attacks on image-heavy samples: the text after the image (after_image) or all of
@@ -159,6 +159,9 @@ class Scorer:
     def _letters(self, samples: list[Sample]) -> list:
         if not self.config.share:
             return self.adapter.score(samples)
+        return self._shared_scorer().score(samples)
+
+    def _shared_scorer(self) -> Any:
         if self.shared is None:
             from modint.models.sharing import PrefixCache, SharedScorer
 
@@ -166,7 +169,20 @@ class Scorer:
             self.shared = SharedScorer(self.adapter, cache, batch_size=self.config.batch_size)
             if self.shared.blocker:
                 log.info("prefix sharing does not apply to this model (%s): reference path", self.shared.blocker)
-        return self.shared.score(samples)
+        return self.shared
+
+    def expect(self, batches: list[list[_Item]], pools: Any) -> None:
+        """Tell the prefix cache which images later batches reuse (``prefix_plan``)."""
+        if self.config.scoring == "letters" and self.config.share and not self.config.reliance:
+            if not self._shared_scorer().blocker:
+                from modint.diagnose.prefix_plan import prefix_calls
+
+                self.shared.cache.expect(prefix_calls(batches, self.config.seed, pools))
+
+    def at_batch(self, index: int) -> None:
+        """Batch ``index`` of the planned ones is scored next (past the last: the run is done)."""
+        if self.shared is not None:
+            self.shared.cache.at_call(index)
 
     def sharing_report(self) -> dict[str, Any]:
         """For the manifest: whether prefixes were shared, why not, and the prefix cache's counters."""
@@ -335,6 +351,20 @@ def _run_batch(batch: list[_Item], scorer: Scorer, config: DiagnoseConfig, pools
     return [records[i] for i in range(len(batch))]
 
 
+# Letter scoring with shared prefixes takes this many batches' worth of conditions per call: its
+# forwards still hold at most batch_size rows, and a larger call buckets rows by length better
+# and runs fewer forwards.
+SHARED_CALL_BATCHES = 4
+
+
+def _call_size(todo: list[list[_Item]], config: DiagnoseConfig) -> int:
+    """Work items per scoring call (an attack batches every item of its condition in the call)."""
+    shared = config.scoring == "letters" and config.share and not config.reliance
+    if shared and not any(get_condition(it.condition).attack_space for g in todo for it in g):
+        return config.batch_size * SHARED_CALL_BATCHES
+    return config.batch_size
+
+
 def _batches(groups: list[list[_Item]], batch_size: int, unit: str = "inputs") -> list[list[_Item]]:
     """Pack whole sample groups into batches of about ``batch_size`` items, or of ``batch_size``
     samples (``unit="samples"``)."""
@@ -388,17 +418,21 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     total = sum(len(g) for g in todo) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
+    batches = _batches(todo, _call_size(todo, config), config.batch_unit)
+    scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
             writer.write_many(invalid)
             produced += len(invalid)
             if progress:
                 progress(produced, total)
-        for batch in _batches(todo, config.batch_size, config.batch_unit):
+        for index, batch in enumerate(batches):
+            scorer.at_batch(index)
             writer.write_many(_run_batch(batch, scorer, config, pools))
             produced += len(batch)
             if progress:
                 progress(produced, total)
+        scorer.at_batch(len(batches))
     barrier()
     if rank != 0:
         barrier()

@@ -8,6 +8,13 @@ computes the key/value cache of each distinct prefix once, keeps it in a ``Prefi
 bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
 prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
 
+Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
+call to call. Given the run's plan (``PrefixCache.expect``: which calls use each image, or the
+text-only header), it keeps exactly the prefixes a later call will use, drops each one after its
+last call and, past its byte bound, evicts the one needed last; so single-use prefixes (a sample's
+own image, its noise image) never push out the reused ones (canvases, switch photos). Without a
+plan it keeps every prefix, least recently used out first.
+
 The result equals ``VLMAdapter.score`` (the reference path) up to float error: the suffix tokens
 attend to exactly the keys and values the full forward would give them, at the same positions.
 Families where that does not hold name the reason in ``FamilySpec.no_prefix_sharing`` (or have an
@@ -16,6 +23,7 @@ encoder-decoder language model, whose encoder attends both ways); they keep the 
 
 from __future__ import annotations
 
+import bisect
 import copy
 import hashlib
 from collections import OrderedDict
@@ -48,20 +56,63 @@ class PrefixEntry:
     nbytes: int
 
 
+UseKey = tuple  # (text only?, image digest): what a prefix depends on besides the fixed chat header
+
+
+def use_key(image: Any) -> UseKey:
+    """What decides a row's prefix (the chat header, then the image, the prompts put first): the
+    image's digest, or the text-only header when there is no image; ``PrefixCache.expect`` counts these."""
+    return (image is None, _image_digest(image))
+
+
 @dataclass
 class PrefixCache:
     """Key/value caches of prompt prefixes, least recently used evicted first once their tensors
     exceed ``max_bytes``. The counters say what the run computed (``positions_computed`` counts
-    LLM positions, padding included)."""
+    LLM positions, padding included).
+
+    ``expect(schedule)`` switches to the plan's policy: ``schedule[k]`` lists the indices of the
+    ``score`` calls that use prefixes of use key ``k`` (``use_key``), and ``at_call(i)`` says that
+    call ``i`` comes next. A prefix is stored only when a later call uses it (``not_admitted``
+    counts the others) and dropped once no call to come uses it (``released``); past
+    ``max_bytes`` the entry whose next use is furthest away goes first (the optimal choice when
+    the future is known)."""
 
     max_bytes: int = 256 * 2**20
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    not_admitted: int = 0
+    released: int = 0
     vision_encodings: int = 0
     positions_computed: int = 0
     nbytes: int = 0
     _entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
+    _schedule: dict | None = field(default=None, repr=False)  # use key -> call indices, ascending
+    _uses: dict = field(default_factory=dict, repr=False)  # stored key -> its use key
+    _now: int = 0  # the index of the call under way
+
+    def expect(self, schedule: dict[UseKey, Sequence[int]]) -> None:
+        """Follow the plan from now on: the calls (indices) that use each use key; a use key
+        absent from it is used by no call to come. Then ``at_call`` before each call."""
+        self._schedule = {k: sorted(set(v)) for k, v in schedule.items() if len(set(v)) > 1}  # one call: none later
+
+    def at_call(self, index: int) -> None:
+        """Call ``index`` comes next: drop the prefixes no call from ``index`` on uses."""
+        self._now = index
+        if self._schedule is None:
+            return
+        for key in [k for k, use in self._uses.items() if self._next_use(use, index) is None]:
+            self._drop(key)
+            self.released += 1
+
+    def _next_use(self, use: UseKey | None, start: int) -> int | None:
+        """The first call at or after ``start`` that uses ``use`` (None: no such call)."""
+        calls = self._schedule.get(use) if self._schedule is not None else None
+        if not calls:
+            return None
+        at = bisect.bisect_left(calls, start)
+        return calls[at] if at < len(calls) else None
 
     def get(self, key: tuple) -> PrefixEntry | None:
         entry = self._entries.get(key)
@@ -72,21 +123,39 @@ class PrefixCache:
         self._entries.move_to_end(key)
         return entry
 
-    def put(self, key: tuple, entry: PrefixEntry) -> None:
+    def put(self, key: tuple, entry: PrefixEntry, use: UseKey | None = None) -> None:
+        if self._schedule is not None and self._next_use(use, self._now + 1) is None:  # no later call uses it
+            self.not_admitted += 1
+            return
         if entry.nbytes > self.max_bytes:  # would evict everything and still not fit
             return
         self._entries[key] = entry
+        self._uses[key] = use
         self.nbytes += entry.nbytes
         while self.nbytes > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self.nbytes -= old.nbytes
+            self._drop(self._victim())
             self.evictions += 1
+
+    def _victim(self) -> tuple:
+        """The entry to evict: the least recently used, or under a plan the one needed last."""
+        if self._schedule is None:
+            return next(iter(self._entries))
+        def next_use(key: tuple) -> float:
+            index = self._next_use(self._uses[key], self._now + 1)
+            return float("inf") if index is None else index
+
+        return max(self._entries, key=next_use)
+
+    def _drop(self, key: tuple) -> None:
+        self.nbytes -= self._entries.pop(key).nbytes
+        del self._uses[key]
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def stats(self) -> dict[str, int]:
         return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions, "entries": len(self),
+                "not_admitted": self.not_admitted, "released": self.released,
                 "bytes": self.nbytes, "vision_encodings": self.vision_encodings,
                 "positions_computed": self.positions_computed}
 
@@ -98,6 +167,10 @@ class _Row:
     tokens: dict[str, torch.Tensor]  # the row's per-position inputs ([1, L], no padding)
     split: int  # prefix length
     positions: torch.Tensor | None  # multimodal RoPE: [3, L] position ids of the whole row
+    use: UseKey  # use_key(sample.image)
+    # the row's other inputs (pixels, image sizes) from the call's encoding, [1, ...] each; None
+    # when the processor does not lay them out one row per sample (``_row_inputs``)
+    extras: dict[str, torch.Tensor] | None = None
     entry: PrefixEntry | None = None
 
     @property
@@ -110,8 +183,30 @@ class _Row:
 
     @property
     def key(self) -> tuple:
-        ids = tuple(self.tokens["input_ids"][0, :self.split].tolist())
-        return (self.language_model_only, ids, _image_digest(self.sample.image))
+        """The prefix's identity: its use key (image digest) and its token ids."""
+        return (*self.use, tuple(self.tokens["input_ids"][0, :self.split].tolist()))
+
+
+def _use_of(image: Any, known: dict[int, UseKey]) -> UseKey:
+    """``use_key(image)``, hashed once per image object of a call (``known``: by ``id``)."""
+    if id(image) not in known:
+        known[id(image)] = use_key(image)
+    return known[id(image)]
+
+
+def _row_inputs(inputs: dict[str, Any]) -> dict[str, torch.Tensor] | None:
+    """A batch encoding's inputs other than the per-position ones, when each is a tensor with one
+    entry per row (LLaVA's pixels [B, 3, H, W], image sizes [B, 2]): then a sub-batch's inputs are
+    these rows. None otherwise (Qwen-VL's patches of all images in one [N, D] tensor), or when one
+    may be laid out per position (its second dimension is the batch's length)."""
+    rows, length = inputs["input_ids"].shape
+    extras = {k: v for k, v in inputs.items() if k not in PER_POSITION}
+    for value in extras.values():
+        if not isinstance(value, torch.Tensor) or value.ndim == 0 or value.shape[0] != rows:
+            return None
+        if value.ndim >= 2 and value.shape[1] == length:
+            return None
+    return extras
 
 
 def _cache_bytes(cache: Any) -> int:
@@ -234,6 +329,7 @@ class SharedScorer:
         """Each sample's tokens and prefix length, from one encoding of the image rows and one of
         the text-only rows (Q-Former processors put query tokens on every row of a batch)."""
         rows: list = [None] * len(samples)
+        uses: dict[int, UseKey] = {}  # by image object: a sample's conditions share one decoded image
         for with_image in (True, False):
             part = [i for i, s in enumerate(samples) if (s.image is not None) == with_image]
             if not part:
@@ -241,13 +337,16 @@ class SharedScorer:
             batch = self.adapter.encode([samples[i] for i in part])
             positions = self._rope_positions(batch.inputs)
             lengths = batch.inputs["attention_mask"].sum(1).tolist()  # right padding
+            extras = _row_inputs(batch.inputs)
             for j, i in enumerate(part):
                 n = int(lengths[j])
                 tokens = {k: batch.inputs[k][j:j + 1, :n] for k in PER_POSITION if k in batch.inputs}
                 image_at = torch.nonzero(batch.image_token_mask[j, :n]).flatten()
                 split = int(image_at[-1]) + 1 if len(image_at) else self.header_length()
                 split = max(1, min(split, n - 1))  # at least one suffix token, whose logits are read
-                rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None)
+                rows[i] = _Row(i, samples[i], tokens, split, positions[:, j, :n] if positions is not None else None,
+                               _use_of(samples[i].image, uses), None if extras is None else
+                               {k: v[j:j + 1] for k, v in extras.items()})
         return rows
 
     def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -283,17 +382,21 @@ class SharedScorer:
             for start in range(0, len(keys), self.batch_size):
                 chunk = keys[start:start + self.batch_size]
                 for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
-                    self.cache.put(key, entry)
+                    self.cache.put(key, entry, use=pending[key][0].use)
                     for row in pending[key]:
                         row.entry = entry
 
     def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
         """The key/value caches of prefixes of one length, from one forward."""
         split = firsts[0].split
-        inputs = {k: v for k, v in self.adapter.encode([r.sample for r in firsts]).inputs.items()}
-        for name in PER_POSITION:
-            if name in inputs:
-                inputs[name] = inputs[name][:, :split]
+        if all(r.extras is not None for r in firsts):  # the call's encoding has every input: no second one
+            inputs = {k: torch.cat([r.tokens[k][:, :split] for r in firsts]) for k in firsts[0].tokens}
+            inputs.update({k: torch.cat([r.extras[k] for r in firsts]) for k in firsts[0].extras})
+        else:
+            inputs = {k: v for k, v in self.adapter.encode([r.sample for r in firsts]).inputs.items()}
+            for name in PER_POSITION:
+                if name in inputs:
+                    inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
         batched = _returned_cache(self._forward(inputs, cache=None))
