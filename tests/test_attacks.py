@@ -351,7 +351,7 @@ def _rec(eps, probs, gold=0, target=None, sid="s1", space="pixel"):
 
 
 def test_a_sweep_reports_the_strongest_attack_within_each_ball():
-    from modint.diagnose.engine import strongest_within_ball
+    from modint.diagnose.sweep import strongest_within_ball
 
     records = [
         _rec(0, [0.9, 0.1]),
@@ -372,7 +372,7 @@ def test_a_sweep_reports_the_strongest_attack_within_each_ball():
 
 
 def test_among_unbroken_outcomes_the_lower_gold_probability_wins_and_targets_count_for_targeted():
-    from modint.diagnose.engine import strongest_within_ball
+    from modint.diagnose.sweep import strongest_within_ball
 
     records = [_rec(1, [0.5, 0.3, 0.2]), _rec(2, [0.7, 0.2, 0.1])]
     strongest_within_ball(records)
@@ -384,7 +384,7 @@ def test_among_unbroken_outcomes_the_lower_gold_probability_wins_and_targets_cou
 
 
 def test_a_targeted_sweep_never_replaces_a_wrong_answer_by_a_right_one():
-    from modint.diagnose.engine import strongest_within_ball
+    from modint.diagnose.sweep import strongest_within_ball
 
     # Gold 0, target 2. At eps 1 the answer is wrong (option 1) without reaching the target; at
     # eps 2 PGD ended on the gold answer with a higher target probability (0.4 > 0.3): ranking by
@@ -423,7 +423,7 @@ def _attack_run(adapter, samples, out, space, eps_values, targeted, batch_size):
 @pytest.mark.parametrize("space", ["pixel", "embed"])
 def test_a_sweep_at_eps_is_never_weaker_than_that_eps_attacked_alone(tmp_path, tiny_llava_adapter, space, targeted):
     from modint.data.mini import load_mini
-    from modint.diagnose.engine import _attack_strength
+    from modint.diagnose.sweep import attack_strength
 
     families = ("text_heavy",) if space == "pixel" else ("text_heavy", "image_heavy")
     samples = [s for s in load_mini("test") if s.family in families][:4 if space == "pixel" else 6]
@@ -439,7 +439,7 @@ def test_a_sweep_at_eps_is_never_weaker_than_that_eps_attacked_alone(tmp_path, t
             assert (single["attack_target"] is not None) == targeted
             if "found_at_eps" in swept:  # a smaller eps did better: carried over, and stronger
                 carried += 1
-                assert _attack_strength(swept) > _attack_strength(single), (s.id, eps)
+                assert attack_strength(swept) > attack_strength(single), (s.id, eps)
                 assert swept["found_at_eps"] < eps
             else:  # the same attack as alone: a sample's attack depends on neither the sweep nor its batch
                 assert swept["pred"] == single["pred"] and swept["correct"] == single["correct"], (s.id, eps)

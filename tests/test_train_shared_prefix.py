@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from modint.data.mini import load_mini
-from modint.mitigate.forward import bucketed_states, select_rows
+from modint.mitigate.forward import select_rows
+from modint.mitigate.step_forward import bucketed_states
 from modint.mitigate.shared_prefix import prefix_sharing_blocker, shared_prefix_groups
 from modint.mitigate.train import TrainConfig, build_sequences, prepare_trainable
 from modint.models.adapter import VLMAdapter

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from modint.models.adapter import EncodedBatch
-from modint.models.sharing import PER_POSITION, SharedScorer, _returned_cache, _stack_caches
+from modint.models.sharing import PER_POSITION, returned_cache, rope_positions, stack_caches
 
 
 def text_start(batch: EncodedBatch, row: int) -> int:
@@ -45,7 +45,7 @@ class CachedPrefix:
         embeddings; both without gradients. ``batch`` is right-padded, every row's image ends
         at ``split`` and is followed by at least one token."""
         inputs = dict(batch.inputs)
-        positions = SharedScorer(adapter)._rope_positions(inputs)
+        positions = rope_positions(adapter, inputs)
         prefix = {k: (v[:, :split] if k in PER_POSITION else v) for k, v in inputs.items()}
         suffix = {k: inputs[k][:, split:] for k in PER_POSITION if k in inputs}
         suffix["attention_mask"] = torch.cat([torch.ones_like(inputs["attention_mask"][:, :split]),
@@ -63,7 +63,7 @@ class CachedPrefix:
                 raise NotImplementedError(f"{adapter.spec.model_type}: the LLM input is not aligned with the token "
                                           "ids (embedding-space masks need one embedding per input token)")
             out = adapter.model(**prefix, cache=None, use_cache=True, logits_to_keep=1)
-        return cls(adapter, split, _returned_cache(out), suffix, embeds[:, split:].float(), answer)
+        return cls(adapter, split, returned_cache(out), suffix, embeds[:, split:].float(), answer)
 
     def answer_logits(self, embeds: torch.Tensor) -> torch.Tensor:
         """Answer-position logits [B, V] when the suffix's input embeddings are ``embeds``
@@ -84,7 +84,7 @@ class CachedPrefix:
         keep = torch.unique(self.answer)
         handle = adapter.language_model().register_forward_pre_hook(feed, with_kwargs=True)
         try:
-            out = model(**inputs, cache=_stack_caches([self.cache]), use_cache=True, logits_to_keep=keep)
+            out = model(**inputs, cache=stack_caches([self.cache]), use_cache=True, logits_to_keep=keep)
         finally:
             handle.remove()
         rows = torch.arange(len(self.answer), device=self.answer.device)

@@ -9,7 +9,6 @@ takes a disjoint shard of the samples and rank 0 merges the shards into one run 
 from __future__ import annotations
 
 import logging
-import math
 import platform
 import sys
 import time
@@ -22,6 +21,7 @@ from modint.diagnose import rundir
 from modint.diagnose.metrics import robustness_curves, summarize
 from modint.diagnose.mmstar import multimodal_gain
 from modint.diagnose.reliance_metrics import reliance_summary
+from modint.diagnose.sweep import strongest_within_ball
 from modint.distributed import distributed_state
 from modint.perturb import (REFERENCE_CONDITION, apply_condition, condition_rank, conditions_for, default_pools,
                             get_condition)
@@ -256,52 +256,6 @@ class Scorer:
                 rec["adversarial_image"] = f"adversarial/{name}"
             records.append(rec)
         return records
-
-
-def _attack_strength(record: dict) -> tuple[bool, bool, float]:
-    """How far an attack got, compared in order: the answer is wrong (robustness lost: a wrong
-    outcome always beats a right one, targeted or not), then the target is reached (targeted),
-    then the attack's own objective (the gold option's loss; targeted: the target's log-probability)."""
-    probs = record["probs"]
-    wrong = record["pred"] != record["gold"]
-    target = record.get("attack_target")
-    if target is not None:
-        return wrong, record["pred"] == target, math.log(max(probs[target], 1e-12))
-    return wrong, False, -math.log(max(probs[record["gold"]], 1e-12))
-
-
-# What a weaker attack's record carries over when it is the strongest one within a larger ball.
-_OUTCOME_FIELDS = ("probs", "pred", "correct", "attack_target", "perturbation", "adversarial_image")
-
-
-def strongest_within_ball(records: list[dict]) -> None:
-    """In place: an eps sweep reports, at each eps, the strongest attack found within that ball
-    (``_attack_strength``: a wrong answer is never replaced by a right one).
-
-    A perturbation found at a smaller eps is also inside every larger ball, so when PGD at the
-    larger eps ends weaker (PGD is a local search), the smaller one's outcome is the better
-    estimate of robustness there. Such records keep their own condition and eps and say where
-    the outcome came from in ``found_at_eps``. This makes accuracy non-increasing in eps for every
-    sample, as it is for the true worst case (AutoAttack reports the worst case over attacks in
-    the same way). It combines the records of one batch, which holds all of a sample's
-    conditions; eps values added to an existing run directory later are not combined with the
-    records already written."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for rec in records:
-        if rec.get("error") is None and rec.get("probs") is not None:
-            groups.setdefault((rec["id"], rec["attack_space"]), []).append(rec)
-    for group in groups.values():
-        best = None
-        for rec in sorted(group, key=lambda r: r["eps"]):
-            if best is not None and _attack_strength(best) > _attack_strength(rec):
-                for key in _OUTCOME_FIELDS:
-                    if key in best:
-                        rec[key] = best[key]
-                    else:
-                        rec.pop(key, None)
-                rec["found_at_eps"] = best.get("found_at_eps", best["eps"])
-            else:
-                best = rec
 
 
 def _safe(text: str) -> str:

@@ -36,7 +36,8 @@ import torch
 from modint.attacks import PGDConfig
 from modint.data.sample import IMAGE_HEAVY, TEXT_HEAVY, VQA, Sample, load_image
 from modint.mitigate.adversarial import ADV_MODES, FreeAdversary, pgd_delta, perturbed_mask
-from modint.mitigate.forward import answer_states, bucketed_states
+from modint.mitigate.forward import answer_states
+from modint.mitigate.step_forward import bucketed_states
 from modint.mitigate.objectives import consistency, preservation
 from modint.mitigate.sampler import DEFAULT_QUOTAS, QuotaBatchSampler
 from modint.mitigate.shared_prefix import prefix_sharing_blocker

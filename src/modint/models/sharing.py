@@ -62,7 +62,7 @@ UseKey = tuple  # (text only?, image digest): what a prefix depends on besides t
 def use_key(image: Any) -> UseKey:
     """What decides a row's prefix (the chat header, then the image, the prompts put first): the
     image's digest, or the text-only header when there is no image; ``PrefixCache.expect`` counts these."""
-    return (image is None, _image_digest(image))
+    return (image is None, image_digest(image))
 
 
 @dataclass
@@ -218,13 +218,27 @@ def _cache_bytes(cache: Any) -> int:
     return total
 
 
-def _returned_cache(out: Any) -> Any:
+def rope_positions(adapter: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """Multimodal RoPE (Qwen-VL): the rows' [3, B, L] position ids, from the model's own rule, or
+    None for other models; a continuation must be given them (text after an image does not sit
+    at its index)."""
+    inner = getattr(adapter.model, "model", None)
+    rope_index = getattr(inner, "get_rope_index", None)
+    if rope_index is None or "mm_token_type_ids" not in inputs:
+        return None
+    positions, _ = rope_index(inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
+                              image_grid_thw=inputs.get("image_grid_thw"),
+                              attention_mask=inputs["attention_mask"])
+    return positions
+
+
+def returned_cache(out: Any) -> Any:
     """The key/value cache a forward returned (BLIP-2 nests its language model's output)."""
     cache = getattr(out, "cache", None)
     return cache if cache is not None else out.language_model_outputs.cache
 
 
-def _stack_caches(caches: Sequence[Any]) -> Any:
+def stack_caches(caches: Sequence[Any]) -> Any:
     """A new cache holding ``caches`` (each of batch 1, same length) along the batch; the inputs
     are left untouched (the forward appends to the new cache's own tensors)."""
     first = caches[0]
@@ -239,7 +253,7 @@ def _stack_caches(caches: Sequence[Any]) -> Any:
     return stacked
 
 
-def _image_digest(image: Any) -> str:
+def image_digest(image: Any) -> str:
     """A hash of a decoded image (the processor turns equal images into equal pixel inputs)."""
     if image is None:
         return ""
@@ -248,7 +262,7 @@ def _image_digest(image: Any) -> str:
     return h.hexdigest()
 
 
-def _select_row(cache: Any, row: int) -> Any:
+def select_cache_row(cache: Any, row: int) -> Any:
     """Row ``row`` of a batched cache, as a cache of its own (owning its memory)."""
     single = copy.copy(cache)
     single.layers = []
@@ -335,7 +349,7 @@ class SharedScorer:
             if not part:
                 continue
             batch = self.adapter.encode([samples[i] for i in part])
-            positions = self._rope_positions(batch.inputs)
+            positions = rope_positions(self.adapter, batch.inputs)
             lengths = batch.inputs["attention_mask"].sum(1).tolist()  # right padding
             extras = _row_inputs(batch.inputs)
             for j, i in enumerate(part):
@@ -348,18 +362,6 @@ class SharedScorer:
                                _use_of(samples[i].image, uses), None if extras is None else
                                {k: v[j:j + 1] for k, v in extras.items()})
         return rows
-
-    def _rope_positions(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        """Multimodal RoPE (Qwen-VL): the rows' [3, B, L] position ids, from the model's own
-        rule; a continuation must be given them (text after an image does not sit at its index)."""
-        inner = getattr(self.adapter.model, "model", None)
-        rope_index = getattr(inner, "get_rope_index", None)
-        if rope_index is None or "mm_token_type_ids" not in inputs:
-            return None
-        positions, _ = rope_index(inputs["input_ids"], mm_token_type_ids=inputs["mm_token_type_ids"],
-                                  image_grid_thw=inputs.get("image_grid_thw"),
-                                  attention_mask=inputs["attention_mask"])
-        return positions
 
     def _attach_prefixes(self, rows: list[_Row]) -> None:
         """Each row's prefix entry: from the cache, or computed, once per distinct prefix, in
@@ -399,12 +401,12 @@ class SharedScorer:
                     inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
-        batched = _returned_cache(self._forward(inputs, cache=None))
+        batched = returned_cache(self._forward(inputs, cache=None))
         self.cache.vision_encodings += sum(not r.language_model_only for r in firsts)
         self.cache.positions_computed += split * len(firsts)
         entries = []
         for i in range(len(firsts)):
-            single = _select_row(batched, i) if len(firsts) > 1 else batched
+            single = select_cache_row(batched, i) if len(firsts) > 1 else batched
             entries.append(PrefixEntry(single, split, _cache_bytes(single)))
         return entries
 
@@ -458,7 +460,7 @@ class SharedScorer:
             inputs["position_ids"] = positions
         last = torch.tensor([n - 1 for n in lengths], device=device)
         keep = torch.unique(last)
-        cache = _stack_caches([r.entry.cache for r in chunk])
+        cache = stack_caches([r.entry.cache for r in chunk])
         out = self._forward(inputs, cache=cache, logits_to_keep=keep)
         self.cache.positions_computed += len(chunk) * width
         logits = out.logits[torch.arange(len(chunk), device=device), torch.searchsorted(keep, last)].float()
