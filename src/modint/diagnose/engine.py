@@ -362,17 +362,19 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     final_path = out / rundir.RECORDS
     own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
     done = set(rundir.iter_keys(rundir.read_records(final_path)))
-    if own_path != final_path:
-        done |= set(rundir.iter_keys(rundir.read_records(own_path)))
+    for r in range(world if world > 1 else 0):  # every rank's shard: all ranks plan the same calls
+        done |= set(rundir.iter_keys(rundir.read_records(out / f"records.rank{r}.jsonl")))
+    barrier()  # before any rank writes
 
-    groups = groups[rank::world]
     invalid = [r for r in invalid if (r["id"], r["condition"]) not in done] if rank == 0 else []
     todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
     todo = [g for g in todo if g]
-    total = sum(len(g) for g in todo) + len(invalid)
+    # Ranks take whole scoring calls: a call holds the same rows whatever the number of processes,
+    # and a batched forward's float rounding depends on the rows it holds.
+    batches = _batches(todo, _call_size(todo, config), config.batch_unit)[rank::world]
+    total = sum(len(b) for b in batches) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
-    batches = _batches(todo, _call_size(todo, config), config.batch_unit)
     scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
