@@ -275,6 +275,10 @@ def select_cache_row(cache: Any, row: int) -> Any:
     return single
 
 
+# Families whose header cannot be computed apart from the image that follows it: Gemma 3's image
+# tokens attend to each other both ways, a mask its forward builds only over a whole prompt.
+HEADER_APART_BLOCKERS = frozenset({"gemma3"})
+
 # A forward's fixed cost (the per-layer calls, the cache copy), in positions computed: bucketing
 # pays that much for one more batch rather than pad that many positions.
 FORWARD_COST_POSITIONS = 32
@@ -310,6 +314,7 @@ class SharedScorer:
         self.batch_size = batch_size
         self.blocker = sharing_blocker(adapter)
         self._header: int | None = None
+        self._headers: dict[tuple, Any] = {}  # chat header before the image (token ids) -> its key/value cache
 
     @torch.no_grad()
     def score(self, samples: Sequence[Sample]) -> list:
@@ -364,9 +369,10 @@ class SharedScorer:
         return rows
 
     def _attach_prefixes(self, rows: list[_Row]) -> None:
-        """Each row's prefix entry: from the cache, or computed, once per distinct prefix, in
-        batches of prefixes of one length. A row whose prefix an earlier row of the same call
-        brought counts as a hit."""
+        """Each row's prefix entry: from the cache, or computed, once per distinct prefix, each in
+        a forward of its own: a prefix's numbers then depend on its tokens and pixels only, not on
+        which other prefixes a call (or a process's shard) happens to hold. A row whose prefix an
+        earlier row of the same call brought counts as a hit."""
         pending: dict[tuple, list[_Row]] = {}
         for row in rows:
             key = row.key
@@ -377,19 +383,15 @@ class SharedScorer:
             row.entry = self.cache.get(key)
             if row.entry is None:
                 pending[key] = [row]
-        groups: dict[tuple[int, bool], list[tuple]] = {}
         for key, waiting in pending.items():
-            groups.setdefault((waiting[0].split, waiting[0].language_model_only), []).append(key)
-        for keys in groups.values():
-            for start in range(0, len(keys), self.batch_size):
-                chunk = keys[start:start + self.batch_size]
-                for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
-                    self.cache.put(key, entry, use=pending[key][0].use)
-                    for row in pending[key]:
-                        row.entry = entry
+            (entry,) = self._compute_prefixes(waiting[:1])
+            self.cache.put(key, entry, use=waiting[0].use)
+            for row in waiting:
+                row.entry = entry
 
     def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
-        """The key/value caches of prefixes of one length, from one forward."""
+        """The key/value caches of prefixes of one length, from one forward; an image prefix
+        continues from the chat header's cache (``_image_header``) where it can."""
         split = firsts[0].split
         if all(r.extras is not None for r in firsts):  # the call's encoding has every input: no second one
             inputs = {k: torch.cat([r.tokens[k][:, :split] for r in firsts]) for k in firsts[0].tokens}
@@ -401,14 +403,47 @@ class SharedScorer:
                     inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
-        batched = returned_cache(self._forward(inputs, cache=None))
+        start, header = self._image_header(firsts)
+        if header is not None:  # continue from the chat header's cached keys and values
+            for name in PER_POSITION:
+                if name in inputs:
+                    inputs[name] = inputs[name][:, start:]
+            inputs["attention_mask"] = torch.ones(len(firsts), split, dtype=inputs["attention_mask"].dtype,
+                                                  device=inputs["attention_mask"].device)
+            if "position_ids" in inputs:
+                inputs["position_ids"] = inputs["position_ids"][..., start:]
+        batched = returned_cache(self._forward(inputs, cache=stack_caches([header] * len(firsts))
+                                               if header is not None else None))
         self.cache.vision_encodings += sum(not r.language_model_only for r in firsts)
-        self.cache.positions_computed += split * len(firsts)
+        self.cache.positions_computed += (split - start) * len(firsts)
         entries = []
         for i in range(len(firsts)):
             single = select_cache_row(batched, i) if len(firsts) > 1 else batched
             entries.append(PrefixEntry(single, split, _cache_bytes(single)))
         return entries
+
+    def _image_header(self, firsts: list[_Row]) -> tuple[int, Any]:
+        """The chat header before the image, when every row of ``firsts`` has the same one: its
+        length and its key/value cache, computed once per run (``_headers``), so that each image's
+        prefix computes only the image and what follows. (0, None) otherwise, or for text-only
+        rows, or for families whose image tokens attend both ways (``HEADER_APART_BLOCKERS``)."""
+        if firsts[0].language_model_only or self.adapter.spec.model_type in HEADER_APART_BLOCKERS:
+            return 0, None
+        heads = []
+        for row in firsts:
+            at = torch.nonzero(row.tokens["input_ids"][0] == self.adapter.image_token_id).flatten()
+            heads.append(tuple(row.tokens["input_ids"][0, :int(at[0])].tolist()) if len(at) else ())
+        if not heads[0] or len(set(heads)) > 1:
+            return 0, None
+        start = len(heads[0])
+        if heads[0] not in self._headers:
+            row = firsts[0]
+            inputs = {k: v[:, :start] for k, v in row.tokens.items()}
+            if row.positions is not None:
+                inputs["position_ids"] = row.positions[:, None, :start]
+            self._headers[heads[0]] = returned_cache(self._forward(inputs, cache=None))
+            self.cache.positions_computed += start
+        return start, self._headers[heads[0]]
 
     def _forward(self, inputs: dict[str, torch.Tensor], cache: Any, logits_to_keep: Any = 1) -> Any:
         """The model's forward with a key/value cache; Q-Former families send inputs without
