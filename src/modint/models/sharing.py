@@ -6,7 +6,9 @@ header + that image with every other sample using it. ``SharedScorer`` splits ea
 last image token (text-only rows: after the chat header every text-only prompt starts with),
 computes the key/value cache of each distinct prefix once, keeps it in a ``PrefixCache`` bounded by
 bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
-prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
+prefix length and bucketed by suffix length, against the prefixes' cached keys and values. An
+image prefix continues from the cache of the chat header before the image (computed once per run),
+and each prefix has a forward of its own, so its numbers do not depend on the call it comes in.
 
 Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
 call to call. Given the run's plan (``PrefixCache.expect``: which calls use each image, or the
