@@ -3,7 +3,8 @@
 All conditions of a sample go into the same batch, so work they share (the sample's image, its
 prompt) is prepared together. Records are appended and flushed as produced; a re-run with the
 same output directory skips finished (id, condition) pairs. Under ``accelerate launch`` each rank
-takes a disjoint shard of the samples and rank 0 merges the shards into one run directory.
+takes a disjoint share of the scoring calls (whole samples each) and rank 0 merges the shards into
+one run directory.
 """
 
 from __future__ import annotations
