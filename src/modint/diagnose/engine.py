@@ -3,8 +3,7 @@
 All conditions of a sample go into the same batch, so work they share (the sample's image, its
 prompt) is prepared together. Records are appended and flushed as produced; a re-run with the
 same output directory skips finished (id, condition) pairs. Under ``accelerate launch`` each rank
-takes a disjoint share of the scoring calls (whole samples each) and rank 0 merges the shards into
-one run directory.
+takes a disjoint share of the scoring calls and rank 0 merges the shards into one run directory.
 """
 
 from __future__ import annotations
@@ -370,8 +369,7 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     invalid = [r for r in invalid if (r["id"], r["condition"]) not in done] if rank == 0 else []
     todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
     todo = [g for g in todo if g]
-    # Ranks take whole scoring calls: a call holds the same rows whatever the number of processes,
-    # and a batched forward's float rounding depends on the rows it holds.
+    # Ranks share out whole calls: a batched forward's rounding depends on the rows it holds.
     batches = _batches(todo, _call_size(todo, config), config.batch_unit)[rank::world]
     total = sum(len(b) for b in batches) + len(invalid)
     scorer = Scorer(adapter, config, out)
