@@ -171,13 +171,16 @@ class Scorer:
                 log.info("prefix sharing does not apply to this model (%s): reference path", self.shared.blocker)
         return self.shared
 
-    def expect(self, batches: list[list[_Item]], pools: Any) -> None:
-        """Tell the prefix cache which images later batches reuse (``prefix_plan``)."""
+    def expect(self, batches: list[list[_Item]], pools: Any, rank: int = 0, world: int = 1) -> None:
+        """Tell the prefix cache which images later batches reuse (``prefix_plan``); ``batches``
+        are every rank's, of which this one scores ``batches[rank::world]``."""
         if self.config.scoring == "letters" and self.config.share and not self.config.reliance:
             if not self._shared_scorer().blocker:
                 from modint.diagnose.prefix_plan import prefix_calls
 
-                self.shared.cache.expect(prefix_calls(batches, self.config.seed, pools))
+                calls = prefix_calls(batches, self.config.seed, pools)
+                self.shared.reused = {use for use, at in calls.items() if len(at) > 1}
+                self.shared.cache.expect({use: [i // world for i in at if i % world == rank] for use, at in calls.items()})
 
     def at_batch(self, index: int) -> None:
         """Batch ``index`` of the planned ones is scored next (past the last: the run is done)."""
@@ -370,11 +373,12 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
     todo = [g for g in todo if g]
     # Ranks share out whole calls: a batched forward's rounding depends on the rows it holds.
-    batches = _batches(todo, _call_size(todo, config), config.batch_unit)[rank::world]
+    every_rank = _batches(todo, _call_size(todo, config), config.batch_unit)
+    batches = every_rank[rank::world]
     total = sum(len(b) for b in batches) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
-    scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
+    scorer.expect(every_rank, pools, rank, world)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
             writer.write_many(invalid)

@@ -8,7 +8,8 @@ computes the key/value cache of each distinct prefix once, keeps it in a ``Prefi
 bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
 prefix length and bucketed by suffix length, against the prefixes' cached keys and values. An
 image prefix continues from the cache of the chat header before the image (computed once per run),
-and each prefix has a forward of its own, so its numbers do not depend on the call it comes in.
+and a prefix that several calls use has a forward of its own, so its numbers do not depend on
+which call (in which process) computes it.
 
 Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
 call to call. Given the run's plan (``PrefixCache.expect``: which calls use each image, or the
@@ -317,6 +318,8 @@ class SharedScorer:
         self.blocker = sharing_blocker(adapter)
         self._header: int | None = None
         self._headers: dict[tuple, Any] = {}  # chat header before the image (token ids) -> its key/value cache
+        # Use keys that more than one call of the run uses (from the engine's plan; None: unknown).
+        self.reused: set[UseKey] | None = None
 
     @torch.no_grad()
     def score(self, samples: Sequence[Sample]) -> list:
@@ -371,10 +374,12 @@ class SharedScorer:
         return rows
 
     def _attach_prefixes(self, rows: list[_Row]) -> None:
-        """Each row's prefix entry: from the cache, or computed, once per distinct prefix, each in
-        a forward of its own: a prefix's numbers then depend on its tokens and pixels only, not on
-        which other prefixes a call (or a process's shard) happens to hold. A row whose prefix an
-        earlier row of the same call brought counts as a hit."""
+        """Each row's prefix entry: from the cache, or computed, once per distinct prefix. Whether
+        a call finds a prefix cached depends on the calls this process ran before, so a prefix that
+        other calls use too (``reused``; every prefix when that is unknown) gets a forward of its
+        own; the others, which their call always computes, in batches of one length in row order.
+        Either way a prefix's numbers do not depend on how a run is split into processes. A row
+        whose prefix an earlier row of the same call brought counts as a hit."""
         pending: dict[tuple, list[_Row]] = {}
         for row in rows:
             key = row.key
@@ -385,11 +390,20 @@ class SharedScorer:
             row.entry = self.cache.get(key)
             if row.entry is None:
                 pending[key] = [row]
+        chunks: list[list[tuple]] = []
+        groups: dict[tuple[int, bool], list[tuple]] = {}
         for key, waiting in pending.items():
-            (entry,) = self._compute_prefixes(waiting[:1])
-            self.cache.put(key, entry, use=waiting[0].use)
-            for row in waiting:
-                row.entry = entry
+            if self.reused is None or waiting[0].use in self.reused:
+                chunks.append([key])
+            else:
+                groups.setdefault((waiting[0].split, waiting[0].language_model_only), []).append(key)
+        for keys in groups.values():
+            chunks.extend(keys[start:start + self.batch_size] for start in range(0, len(keys), self.batch_size))
+        for chunk in chunks:
+            for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
+                self.cache.put(key, entry, use=pending[key][0].use)
+                for row in pending[key]:
+                    row.entry = entry
 
     def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
         """The key/value caches of prefixes of one length, from one forward; an image prefix
