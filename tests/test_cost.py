@@ -68,6 +68,34 @@ def test_counters_on_a_tiny_model_match_a_hand_count(tiny_llava_adapter):
     assert not hasattr(adapter.encode, "__wrapped__") and "encode" not in vars(adapter)  # unwrapped again
 
 
+def test_the_trie_and_the_shared_scorer_count_the_same_distinct_images(tiny_llava_adapter):
+    # Two decoded copies of one picture (separate objects, same pixels) are one prefix on both
+    # sides; a picture that differs in one pixel is another, on both sides.
+    from modint.models.sharing import PrefixCache, SharedScorer
+
+    pixels = [(x * 7 % 256, x * 13 % 256, 90) for x in range(40 * 40)]
+    first, copy, other = (Image.new("RGB", (40, 40)) for _ in range(3))
+    first.putdata(pixels)
+    copy.putdata(pixels)
+    other.putdata(pixels[:-1] + [(0, 0, 0)])
+    rows = [Sample(f"s{i}", "text_heavy", "2+2?", ("4", "5"), 0, image) for i, image in
+            enumerate((first, copy, other, first))]
+    distinct = DistinctPositions()
+    distinct.add_batch(tiny_llava_adapter.encode(rows), tiny_llava_adapter.image_token_id)
+    scorer = SharedScorer(tiny_llava_adapter, PrefixCache())
+    computed = []
+    compute = scorer._compute_prefixes
+    scorer._compute_prefixes = lambda firsts: computed.extend(r.sample.id for r in firsts) or compute(firsts)
+    scorer.score(rows)
+    assert sorted(computed) == ["s0", "s2"]  # s1 and s3 reuse s0's prefix
+    singles = [tiny_llava_adapter.encode([s]).inputs["input_ids"][0].tolist() for s in rows]
+    assert singles[0].count(tiny_llava_adapter.image_token_id) > 0
+    head = singles[0].index(tiny_llava_adapter.image_token_id)
+    assert all(r == singles[0] for r in singles)  # same tokens: only the image keys tell the rows apart
+    # the header, two images, and after each image the rest of the row once
+    assert distinct.counts() == {"text_heavy": head + 2 * (len(singles[0]) - head)}
+
+
 def test_left_padding_counts_the_same_distinct_positions(tiny_llava_adapter):
     rows = [Sample("t", "text_heavy", "2+2?", ("4", "5"), 0), Sample("u", "text_heavy", "What is 12 + 30?", ("42", "41"), 0)]
     right, left = DistinctPositions(), DistinctPositions()

@@ -176,3 +176,35 @@ def test_a_prefix_longer_than_a_sliding_window_continues_right():
     for got, ref in zip(scorer.score(samples), adapter.score(samples)):
         np.testing.assert_allclose(got.probs, ref.probs, atol=1e-4, rtol=0)
     assert min(entry.length for entry in scorer.cache._entries.values()) > 16
+
+
+def test_a_prefix_has_the_same_bits_alone_or_beside_others_and_the_header_is_computed_once(tiny_llava_adapter):
+    import torch
+
+    rows = [Sample(f"s{i}", "text_heavy", "What is 2 + 2?", ("4", "5"), 0, make_image(i)) for i in range(3)]
+    alone, together = SharedScorer(tiny_llava_adapter, PrefixCache()), SharedScorer(tiny_llava_adapter, PrefixCache())
+    alone.score(rows[:1])
+    together.score(rows)
+    (key, entry), = alone.cache._entries.items()
+    beside = together.cache._entries[key]
+    for mine, theirs in zip(entry.cache.layers, beside.cache.layers):
+        assert torch.equal(mine.keys, theirs.keys) and torch.equal(mine.values, theirs.values)
+    ids = tiny_llava_adapter.encode(rows[:1]).inputs["input_ids"][0].tolist()
+    head = ids.index(tiny_llava_adapter.image_token_id)  # the chat header before the image
+    split = len(ids) - ids[::-1].index(tiny_llava_adapter.image_token_id)
+    assert head > 0 and entry.length == split
+    # the header once, each image and what follows it up to the split, then three equal suffixes
+    assert together.cache.positions_computed == head + 3 * (split - head) + 3 * (len(ids) - split)
+
+
+def test_prefixes_other_calls_use_get_a_forward_of_their_own_and_the_rest_share_one(tiny_llava_adapter):
+    from modint.models.sharing import use_key
+
+    rows = [Sample(f"s{i}", "text_heavy", "What is 2 + 2?", ("4", "5"), 0, make_image(i)) for i in range(4)]
+    scorer = SharedScorer(tiny_llava_adapter, PrefixCache(), batch_size=8)
+    scorer.reused = {use_key(rows[2].image)}  # as the engine's plan says: a canvas other calls use
+    forwards = []
+    compute = scorer._compute_prefixes
+    scorer._compute_prefixes = lambda firsts: forwards.append([r.sample.id for r in firsts]) or compute(firsts)
+    scorer.score(rows)
+    assert sorted(forwards) == [["s0", "s1", "s3"], ["s2"]]

@@ -3,7 +3,7 @@
 All conditions of a sample go into the same batch, so work they share (the sample's image, its
 prompt) is prepared together. Records are appended and flushed as produced; a re-run with the
 same output directory skips finished (id, condition) pairs. Under ``accelerate launch`` each rank
-takes a disjoint shard of the samples and rank 0 merges the shards into one run directory.
+takes a disjoint share of the scoring calls and rank 0 merges the shards into one run directory.
 """
 
 from __future__ import annotations
@@ -171,13 +171,16 @@ class Scorer:
                 log.info("prefix sharing does not apply to this model (%s): reference path", self.shared.blocker)
         return self.shared
 
-    def expect(self, batches: list[list[_Item]], pools: Any) -> None:
-        """Tell the prefix cache which images later batches reuse (``prefix_plan``)."""
+    def expect(self, batches: list[list[_Item]], pools: Any, rank: int = 0, world: int = 1) -> None:
+        """Tell the prefix cache which images later batches reuse (``prefix_plan``); ``batches``
+        are every rank's, of which this one scores ``batches[rank::world]``."""
         if self.config.scoring == "letters" and self.config.share and not self.config.reliance:
             if not self._shared_scorer().blocker:
                 from modint.diagnose.prefix_plan import prefix_calls
 
-                self.shared.cache.expect(prefix_calls(batches, self.config.seed, pools))
+                calls = prefix_calls(batches, self.config.seed, pools)
+                self.shared.reused = {use for use, at in calls.items() if len(at) > 1}
+                self.shared.cache.expect({use: [i // world for i in at if i % world == rank] for use, at in calls.items()})
 
     def at_batch(self, index: int) -> None:
         """Batch ``index`` of the planned ones is scored next (past the last: the run is done)."""
@@ -362,18 +365,20 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
     final_path = out / rundir.RECORDS
     own_path = final_path if world == 1 else out / f"records.rank{rank}.jsonl"
     done = set(rundir.iter_keys(rundir.read_records(final_path)))
-    if own_path != final_path:
-        done |= set(rundir.iter_keys(rundir.read_records(own_path)))
+    for r in range(world if world > 1 else 0):  # every rank's shard: all ranks plan the same calls
+        done |= set(rundir.iter_keys(rundir.read_records(out / f"records.rank{r}.jsonl")))
+    barrier()  # before any rank writes
 
-    groups = groups[rank::world]
     invalid = [r for r in invalid if (r["id"], r["condition"]) not in done] if rank == 0 else []
     todo = [[it for it in g if (it.sample.id, it.condition) not in done] for g in groups]
     todo = [g for g in todo if g]
-    total = sum(len(g) for g in todo) + len(invalid)
+    # Ranks share out whole calls: a batched forward's rounding depends on the rows it holds.
+    every_rank = _batches(todo, _call_size(todo, config), config.batch_unit)
+    batches = every_rank[rank::world]
+    total = sum(len(b) for b in batches) + len(invalid)
     scorer = Scorer(adapter, config, out)
     produced = 0
-    batches = _batches(todo, _call_size(todo, config), config.batch_unit)
-    scorer.expect(batches, pools)  # from the work that remains: a resumed run counts only that
+    scorer.expect(every_rank, pools, rank, world)  # from the work that remains: a resumed run counts only that
     with rundir.RecordWriter(own_path) as writer:
         if invalid:
             writer.write_many(invalid)

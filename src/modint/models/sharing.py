@@ -6,7 +6,10 @@ header + that image with every other sample using it. ``SharedScorer`` splits ea
 last image token (text-only rows: after the chat header every text-only prompt starts with),
 computes the key/value cache of each distinct prefix once, keeps it in a ``PrefixCache`` bounded by
 bytes (least recently used first out), and runs only the suffixes, batched over rows with the same
-prefix length and bucketed by suffix length, against the prefixes' cached keys and values.
+prefix length and bucketed by suffix length, against the prefixes' cached keys and values. An
+image prefix continues from the cache of the chat header before the image (computed once per run),
+and a prefix that several calls use has a forward of its own, so its numbers do not depend on
+which call (in which process) computes it.
 
 Rows of one ``score`` call share their prefixes without the cache; the cache carries prefixes from
 call to call. Given the run's plan (``PrefixCache.expect``: which calls use each image, or the
@@ -23,11 +26,8 @@ encoder-decoder language model, whose encoder attends both ways); they keep the 
 
 from __future__ import annotations
 
-import bisect
 import copy
-import hashlib
-from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 
 from modint.data.sample import Sample
 from modint.models.adapter import Scored
+from modint.models.prefix_cache import PrefixCache, PrefixEntry, UseKey, image_digest, use_key  # noqa: F401 (re-exported)
 
 # Inputs laid out one value per token position ([B, L]); the others (pixels, grids, image sizes)
 # describe the images, which a prefix's key holds as a hash of the decoded image.
@@ -47,117 +48,6 @@ def sharing_blocker(adapter: Any) -> str | None:
     if adapter.encoder_decoder:
         return ENCODER_DECODER_REASON
     return adapter.spec.no_prefix_sharing
-
-
-@dataclass
-class PrefixEntry:
-    cache: Any  # the model's key/value cache of the prefix (batch 1), never mutated
-    length: int
-    nbytes: int
-
-
-UseKey = tuple  # (text only?, image digest): what a prefix depends on besides the fixed chat header
-
-
-def use_key(image: Any) -> UseKey:
-    """What decides a row's prefix (the chat header, then the image, the prompts put first): the
-    image's digest, or the text-only header when there is no image; ``PrefixCache.expect`` counts these."""
-    return (image is None, image_digest(image))
-
-
-@dataclass
-class PrefixCache:
-    """Key/value caches of prompt prefixes, least recently used evicted first once their tensors
-    exceed ``max_bytes``. The counters say what the run computed (``positions_computed`` counts
-    LLM positions, padding included).
-
-    ``expect(schedule)`` switches to the plan's policy: ``schedule[k]`` lists the indices of the
-    ``score`` calls that use prefixes of use key ``k`` (``use_key``), and ``at_call(i)`` says that
-    call ``i`` comes next. A prefix is stored only when a later call uses it (``not_admitted``
-    counts the others) and dropped once no call to come uses it (``released``); past
-    ``max_bytes`` the entry whose next use is furthest away goes first (the optimal choice when
-    the future is known)."""
-
-    max_bytes: int = 256 * 2**20
-    hits: int = 0
-    misses: int = 0
-    evictions: int = 0
-    not_admitted: int = 0
-    released: int = 0
-    vision_encodings: int = 0
-    positions_computed: int = 0
-    nbytes: int = 0
-    _entries: OrderedDict = field(default_factory=OrderedDict, repr=False)
-    _schedule: dict | None = field(default=None, repr=False)  # use key -> call indices, ascending
-    _uses: dict = field(default_factory=dict, repr=False)  # stored key -> its use key
-    _now: int = 0  # the index of the call under way
-
-    def expect(self, schedule: dict[UseKey, Sequence[int]]) -> None:
-        """Follow the plan from now on: the calls (indices) that use each use key; a use key
-        absent from it is used by no call to come. Then ``at_call`` before each call."""
-        self._schedule = {k: sorted(set(v)) for k, v in schedule.items() if len(set(v)) > 1}  # one call: none later
-
-    def at_call(self, index: int) -> None:
-        """Call ``index`` comes next: drop the prefixes no call from ``index`` on uses."""
-        self._now = index
-        if self._schedule is None:
-            return
-        for key in [k for k, use in self._uses.items() if self._next_use(use, index) is None]:
-            self._drop(key)
-            self.released += 1
-
-    def _next_use(self, use: UseKey | None, start: int) -> int | None:
-        """The first call at or after ``start`` that uses ``use`` (None: no such call)."""
-        calls = self._schedule.get(use) if self._schedule is not None else None
-        if not calls:
-            return None
-        at = bisect.bisect_left(calls, start)
-        return calls[at] if at < len(calls) else None
-
-    def get(self, key: tuple) -> PrefixEntry | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._entries.move_to_end(key)
-        return entry
-
-    def put(self, key: tuple, entry: PrefixEntry, use: UseKey | None = None) -> None:
-        if self._schedule is not None and self._next_use(use, self._now + 1) is None:  # no later call uses it
-            self.not_admitted += 1
-            return
-        if entry.nbytes > self.max_bytes:  # would evict everything and still not fit
-            return
-        self._entries[key] = entry
-        self._uses[key] = use
-        self.nbytes += entry.nbytes
-        while self.nbytes > self.max_bytes:
-            self._drop(self._victim())
-            self.evictions += 1
-
-    def _victim(self) -> tuple:
-        """The entry to evict: the least recently used, or under a plan the one needed last."""
-        if self._schedule is None:
-            return next(iter(self._entries))
-        def next_use(key: tuple) -> float:
-            index = self._next_use(self._uses[key], self._now + 1)
-            return float("inf") if index is None else index
-
-        return max(self._entries, key=next_use)
-
-    def _drop(self, key: tuple) -> None:
-        self.nbytes -= self._entries.pop(key).nbytes
-        del self._uses[key]
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def stats(self) -> dict[str, int]:
-        return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions, "entries": len(self),
-                "not_admitted": self.not_admitted, "released": self.released,
-                "bytes": self.nbytes, "vision_encodings": self.vision_encodings,
-                "positions_computed": self.positions_computed}
 
 
 @dataclass
@@ -253,15 +143,6 @@ def stack_caches(caches: Sequence[Any]) -> Any:
     return stacked
 
 
-def image_digest(image: Any) -> str:
-    """A hash of a decoded image (the processor turns equal images into equal pixel inputs)."""
-    if image is None:
-        return ""
-    h = hashlib.sha256(f"{image.mode}{image.size}".encode())
-    h.update(image.tobytes())
-    return h.hexdigest()
-
-
 def select_cache_row(cache: Any, row: int) -> Any:
     """Row ``row`` of a batched cache, as a cache of its own (owning its memory)."""
     single = copy.copy(cache)
@@ -274,6 +155,10 @@ def select_cache_row(cache: Any, row: int) -> Any:
         single.layers.append(fresh)
     return single
 
+
+# Families whose header cannot be computed apart from the image that follows it: Gemma 3's image
+# tokens attend to each other both ways, a mask its forward builds only over a whole prompt.
+HEADER_APART_BLOCKERS = frozenset({"gemma3"})
 
 # A forward's fixed cost (the per-layer calls, the cache copy), in positions computed: bucketing
 # pays that much for one more batch rather than pad that many positions.
@@ -310,6 +195,9 @@ class SharedScorer:
         self.batch_size = batch_size
         self.blocker = sharing_blocker(adapter)
         self._header: int | None = None
+        self._headers: dict[tuple, Any] = {}  # chat header before the image (token ids) -> its key/value cache
+        # Use keys that more than one call of the run uses (from the engine's plan; None: unknown).
+        self.reused: set[UseKey] | None = None
 
     @torch.no_grad()
     def score(self, samples: Sequence[Sample]) -> list:
@@ -364,9 +252,12 @@ class SharedScorer:
         return rows
 
     def _attach_prefixes(self, rows: list[_Row]) -> None:
-        """Each row's prefix entry: from the cache, or computed, once per distinct prefix, in
-        batches of prefixes of one length. A row whose prefix an earlier row of the same call
-        brought counts as a hit."""
+        """Each row's prefix entry: from the cache, or computed, once per distinct prefix. Whether
+        a call finds a prefix cached depends on the calls this process ran before, so a prefix that
+        other calls use too (``reused``; every prefix when that is unknown) gets a forward of its
+        own; the others, which their call always computes, in batches of one length in row order.
+        Either way a prefix's numbers do not depend on how a run is split into processes. A row
+        whose prefix an earlier row of the same call brought counts as a hit."""
         pending: dict[tuple, list[_Row]] = {}
         for row in rows:
             key = row.key
@@ -377,19 +268,24 @@ class SharedScorer:
             row.entry = self.cache.get(key)
             if row.entry is None:
                 pending[key] = [row]
+        chunks: list[list[tuple]] = []
         groups: dict[tuple[int, bool], list[tuple]] = {}
         for key, waiting in pending.items():
-            groups.setdefault((waiting[0].split, waiting[0].language_model_only), []).append(key)
+            if self.reused is None or waiting[0].use in self.reused:
+                chunks.append([key])
+            else:
+                groups.setdefault((waiting[0].split, waiting[0].language_model_only), []).append(key)
         for keys in groups.values():
-            for start in range(0, len(keys), self.batch_size):
-                chunk = keys[start:start + self.batch_size]
-                for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
-                    self.cache.put(key, entry, use=pending[key][0].use)
-                    for row in pending[key]:
-                        row.entry = entry
+            chunks.extend(keys[start:start + self.batch_size] for start in range(0, len(keys), self.batch_size))
+        for chunk in chunks:
+            for key, entry in zip(chunk, self._compute_prefixes([pending[k][0] for k in chunk])):
+                self.cache.put(key, entry, use=pending[key][0].use)
+                for row in pending[key]:
+                    row.entry = entry
 
     def _compute_prefixes(self, firsts: list[_Row]) -> list[PrefixEntry]:
-        """The key/value caches of prefixes of one length, from one forward."""
+        """The key/value caches of prefixes of one length, from one forward; an image prefix
+        continues from the chat header's cache (``_image_header``) where it can."""
         split = firsts[0].split
         if all(r.extras is not None for r in firsts):  # the call's encoding has every input: no second one
             inputs = {k: torch.cat([r.tokens[k][:, :split] for r in firsts]) for k in firsts[0].tokens}
@@ -401,14 +297,47 @@ class SharedScorer:
                     inputs[name] = inputs[name][:, :split]
         if firsts[0].positions is not None:
             inputs["position_ids"] = torch.stack([r.positions[:, :split] for r in firsts], dim=1)
-        batched = returned_cache(self._forward(inputs, cache=None))
+        start, header = self._image_header(firsts)
+        if header is not None:  # continue from the chat header's cached keys and values
+            for name in PER_POSITION:
+                if name in inputs:
+                    inputs[name] = inputs[name][:, start:]
+            inputs["attention_mask"] = torch.ones(len(firsts), split, dtype=inputs["attention_mask"].dtype,
+                                                  device=inputs["attention_mask"].device)
+            if "position_ids" in inputs:
+                inputs["position_ids"] = inputs["position_ids"][..., start:]
+        batched = returned_cache(self._forward(inputs, cache=stack_caches([header] * len(firsts))
+                                               if header is not None else None))
         self.cache.vision_encodings += sum(not r.language_model_only for r in firsts)
-        self.cache.positions_computed += split * len(firsts)
+        self.cache.positions_computed += (split - start) * len(firsts)
         entries = []
         for i in range(len(firsts)):
             single = select_cache_row(batched, i) if len(firsts) > 1 else batched
             entries.append(PrefixEntry(single, split, _cache_bytes(single)))
         return entries
+
+    def _image_header(self, firsts: list[_Row]) -> tuple[int, Any]:
+        """The chat header before the image, when every row of ``firsts`` has the same one: its
+        length and its key/value cache, computed once per run (``_headers``), so that each image's
+        prefix computes only the image and what follows. (0, None) otherwise, or for text-only
+        rows, or for families whose image tokens attend both ways (``HEADER_APART_BLOCKERS``)."""
+        if firsts[0].language_model_only or self.adapter.spec.model_type in HEADER_APART_BLOCKERS:
+            return 0, None
+        heads = []
+        for row in firsts:
+            at = torch.nonzero(row.tokens["input_ids"][0] == self.adapter.image_token_id).flatten()
+            heads.append(tuple(row.tokens["input_ids"][0, :int(at[0])].tolist()) if len(at) else ())
+        if not heads[0] or len(set(heads)) > 1:
+            return 0, None
+        start = len(heads[0])
+        if heads[0] not in self._headers:
+            row = firsts[0]
+            inputs = {k: v[:, :start] for k, v in row.tokens.items()}
+            if row.positions is not None:
+                inputs["position_ids"] = row.positions[:, None, :start]
+            self._headers[heads[0]] = returned_cache(self._forward(inputs, cache=None))
+            self.cache.positions_computed += start
+        return start, self._headers[heads[0]]
 
     def _forward(self, inputs: dict[str, torch.Tensor], cache: Any, logits_to_keep: Any = 1) -> Any:
         """The model's forward with a key/value cache; Q-Former families send inputs without
