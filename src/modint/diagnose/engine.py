@@ -397,7 +397,7 @@ def _diagnose_locked(adapter: Any, samples: Sequence[Sample], out: Path, config:
         barrier()
         return {}
     if world > 1:
-        _merge_rank_files(out, world)
+        rundir.merge_rank_files(out, world)
     records = rundir.read_records(final_path)
     summary = {**{k: run_info.get(k) for k in ("model", "benchmark", "split")},
                "seed": config.seed, "scoring": config.scoring,
@@ -435,19 +435,6 @@ def _rank_or_last(name: str) -> tuple:
         return (0, *condition_rank(name))
     except KeyError:  # a record of a condition this version does not know
         return (1, 0, 0.0)
-
-
-def _merge_rank_files(out: Path, world: int) -> None:
-    final_path = out / rundir.RECORDS
-    keys = set(rundir.iter_keys(rundir.read_records(final_path)))
-    with rundir.RecordWriter(final_path) as writer:
-        for r in range(world):
-            shard = out / f"records.rank{r}.jsonl"
-            fresh = [rec for rec in rundir.read_records(shard) if (rec["id"], rec["condition"]) not in keys]
-            keys |= set(rundir.iter_keys(fresh))
-            writer.write_many(fresh)
-    for r in range(world):
-        (out / f"records.rank{r}.jsonl").unlink(missing_ok=True)
 
 
 def _plain(value: Any) -> Any:

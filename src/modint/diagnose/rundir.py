@@ -205,3 +205,17 @@ class RunLock:
         if self._fd >= 0:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = -1
+
+
+def merge_rank_files(out: Path, world: int) -> None:
+    """Fold every rank's records file into the run's records (a record once), then remove them."""
+    final_path = out / RECORDS
+    keys = set(iter_keys(read_records(final_path)))
+    with RecordWriter(final_path) as writer:
+        for r in range(world):
+            shard = out / f"records.rank{r}.jsonl"
+            fresh = [rec for rec in read_records(shard) if (rec["id"], rec["condition"]) not in keys]
+            keys |= set(iter_keys(fresh))
+            writer.write_many(fresh)
+    for r in range(world):
+        (out / f"records.rank{r}.jsonl").unlink(missing_ok=True)
