@@ -7,7 +7,7 @@ from PIL import Image
 
 from modint.data.sample import Sample
 from modint.diagnose.cost import (DistinctPositions, PositionCounter, PrefixTrie, VisionCounter, count_flops,
-                                  image_identity, row_keys)
+                                  image_digest, row_keys)
 from modint.diagnose.engine import DiagnoseConfig, Scorer
 
 IMG = 99
@@ -26,14 +26,14 @@ def test_prefix_trie_counts_each_distinct_prefix_once():
 
 def test_image_positions_are_keyed_by_the_image_not_the_placeholder():
     red, blue = Image.new("RGB", (4, 4), (255, 0, 0)), Image.new("RGB", (4, 4), (0, 0, 255))
-    assert image_identity(red) == image_identity(Image.new("RGB", (4, 4), (255, 0, 0)))
-    assert image_identity(red) != image_identity(blue)
+    assert image_digest(red) == image_digest(Image.new("RGB", (4, 4), (255, 0, 0)))
+    assert image_digest(red) != image_digest(blue)
     assert row_keys([1, IMG, IMG, 7], IMG, "h") == [1, ("h", 0), ("h", 1), 7]
     trie = PrefixTrie()
-    trie.add(row_keys([1, IMG, IMG, 7], IMG, image_identity(red)))
-    trie.add(row_keys([1, IMG, IMG, 8], IMG, image_identity(red)))  # same image: shares 1 + 2 image positions
+    trie.add(row_keys([1, IMG, IMG, 7], IMG, image_digest(red)))
+    trie.add(row_keys([1, IMG, IMG, 8], IMG, image_digest(red)))  # same image: shares 1 + 2 image positions
     assert trie.nodes == 5
-    trie.add(row_keys([1, IMG, IMG, 7], IMG, image_identity(blue)))  # another image: only "1" is shared
+    trie.add(row_keys([1, IMG, IMG, 7], IMG, image_digest(blue)))  # another image: only "1" is shared
     assert trie.nodes == 8
 
 

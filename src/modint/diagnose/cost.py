@@ -8,12 +8,13 @@ rows it returns. Counts are plain attributes of the counter objects (no module s
 
 from __future__ import annotations
 
-import hashlib
 import time
 from contextlib import contextmanager
 from typing import Any, Hashable, Iterator, Sequence
 
 import torch
+
+from modint.models.prefix_cache import image_digest
 
 VISION_MODULE_NAMES = ("vision_tower", "visual", "vision_model")
 
@@ -38,13 +39,6 @@ class PrefixTrie:
                 self.nodes += 1
             node = child
         self.positions += len(keys)
-
-
-def image_identity(image: Any) -> str:
-    """A key for a decoded image: the hash of its mode, size and pixel bytes."""
-    digest = hashlib.sha1(f"{image.mode}{image.size}".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
 
 
 def row_keys(token_ids: Sequence[int], image_token_id: int, image_key: str | None) -> list[Hashable]:
@@ -75,7 +69,7 @@ class DistinctPositions:
         mask = batch.inputs["attention_mask"].bool()
         for i, sample in enumerate(batch.samples):
             real = ids[i][mask[i]].tolist()  # padding on either side drops out
-            key = image_identity(sample.image) if sample.image is not None else None
+            key = image_digest(sample.image) if sample.image is not None else None
             keys = row_keys(real, image_token_id, key)
             self.tries.setdefault(sample.family, PrefixTrie()).add(keys)
             if self.total:

@@ -23,7 +23,6 @@ never shared when that would not hold:
 from __future__ import annotations
 
 import copy
-import hashlib
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -32,6 +31,7 @@ import torch
 from modint.mitigate.forward import AnswerStates, answer_states, length_buckets, select_rows
 from modint.mitigate.vision_cache import deterministic
 from modint.models.adapter import EncodedBatch
+from modint.models.prefix_cache import image_digest
 from modint.models.sharing import PER_POSITION, sharing_blocker
 
 
@@ -58,12 +58,6 @@ def prefix_sharing_blocker(adapter: Any) -> str | None:
     return None
 
 
-def _image_key(image: Any) -> str:
-    h = hashlib.sha256(f"{image.mode}{image.size}".encode())
-    h.update(image.tobytes())
-    return h.hexdigest()
-
-
 def shared_prefix_groups(adapter: Any, batch: EncodedBatch, rows: Sequence[Any], shareable: int
                          ) -> list[PrefixGroup]:
     """Groups of two or more of the first ``shareable`` rows of ``batch`` (encoded with answers)
@@ -82,7 +76,7 @@ def shared_prefix_groups(adapter: Any, batch: EncodedBatch, rows: Sequence[Any],
         first_answer = int(torch.nonzero(labels[i] != -100).flatten()[0])
         if split >= first_answer:  # the suffix must hold every answer-predicting position
             continue
-        key = (tuple(ids[i, :split].tolist()), _image_key(rows[i].image))
+        key = (tuple(ids[i, :split].tolist()), image_digest(rows[i].image))
         groups.setdefault(key, PrefixGroup(split, [])).rows.append(i)
     return [g for g in groups.values() if len(g.rows) > 1]
 
