@@ -93,7 +93,7 @@ def attack(
     targeted: bool = typer.Option(False, help="Toward the most likely wrong option."),
     embed_text: str = typer.Option("after-image", help="Image-heavy embed attacks: after-image (the sample's text, "
                                    "what follows its image) or all (every text token, the chat header before the "
-                                   "image included: the mask used before 2026-12-02)."),
+                                   "image included: the earlier default, kept for comparison)."),
     save_images: bool = typer.Option(False, help="Write attacked images to OUT/adversarial/."),
     share: bool = typer.Option(True, "--share/--no-share", help="Compute each shared prompt prefix (header + image) "
                                "once: letter scoring, and every PGD iteration of an after-image embed attack; "
